@@ -263,7 +263,7 @@ def build_faces(
     from datagen.shards import fingerprint_of, write_dataset
 
     cfg = FacesConfig.from_params(faces_params)
-    spec = dataset_spec(cfg, shards_params.get("encoding", "zstd"))
+    spec = dataset_spec(cfg, shards_params.get("encoding", "delta-zstd"))
     rule = faces_params.get("identity", "prefix")
     pattern = faces_params.get("identity_pattern")
     test_fraction = float(faces_params.get("test_fraction", 0.2))

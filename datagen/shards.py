@@ -39,9 +39,9 @@ META_FINGERPRINT = b"facepairs.fingerprint"
 META_REJECTS = b"facepairs.rejects"
 META_SHARDS = b"facepairs.shards"
 META_FORMAT = b"facepairs.format"
-ENCODINGS = ("zstd", "png", "raw")
+ENCODINGS = ("delta-zstd", "zstd", "png", "raw")
 SHARD_GLOB = "shard-*.parquet"
-_ZSTD = pa.Codec("zstd", compression_level=3)
+_ZSTD = pa.Codec("zstd", compression_level=1)
 
 
 # --------------------------------------------------------------------------- image encoding
@@ -59,13 +59,33 @@ class ImageSpec:
         return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
 
 
+def _delta(a: np.ndarray) -> np.ndarray:
+    """Differences to the pixel above, then to the left (mod 256): smooth faces become near-zero
+    bytes, which zstd packs about as small as PNG while decoding about 3x faster (README)."""
+    d = a.copy()
+    d[1:] -= a[:-1]
+    e = d.copy()
+    e[:, 1:] -= d[:, :-1]
+    return e
+
+
+def _undelta(e: np.ndarray) -> np.ndarray:
+    return np.cumsum(np.cumsum(e, axis=1, dtype=np.uint8), axis=0, dtype=np.uint8)
+
+
 def encode_image(image: np.ndarray, spec: ImageSpec, encoding: str) -> bytes:
-    """Losslessly encode one image. ``zstd``: raw bytes, zstd-compressed; ``png``; ``raw``."""
+    """Losslessly encode one image.
+
+    ``delta-zstd``: 2-D delta filter then zstd; ``zstd``: raw bytes, zstd; ``png``: PNG file
+    bytes; ``raw``: raw bytes (the Parquet column is then zstd-compressed page-wise).
+    """
     a = np.ascontiguousarray(image)
     if a.shape != spec.shape or a.dtype != np.dtype(spec.dtype):
         raise ValueError(f"image {a.shape} {a.dtype} does not match column spec {spec}")
     if encoding == "raw":
         return a.tobytes()
+    if encoding == "delta-zstd":
+        return _ZSTD.compress(_delta(a).tobytes(), asbytes=True)
     if encoding == "zstd":
         return _ZSTD.compress(a.tobytes(), asbytes=True)
     if encoding == "png":
@@ -81,6 +101,11 @@ def encode_image(image: np.ndarray, spec: ImageSpec, encoding: str) -> bytes:
 def decode_image(buf: bytes, spec: ImageSpec, encoding: str) -> np.ndarray:
     if encoding == "raw":
         raw = buf
+    elif encoding == "delta-zstd":
+        e = np.frombuffer(
+            _ZSTD.decompress(buf, decompressed_size=spec.nbytes, asbytes=True), np.uint8
+        )
+        return _undelta(e.reshape(spec.shape))
     elif encoding == "zstd":
         raw = _ZSTD.decompress(buf, decompressed_size=spec.nbytes, asbytes=True)
     elif encoding == "png":
@@ -114,7 +139,7 @@ class DatasetSpec:
 
     images: dict[str, ImageSpec]
     columns: dict[str, pa.DataType]
-    encoding: str = "zstd"
+    encoding: str = "delta-zstd"
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
