@@ -542,8 +542,12 @@ def verify(root: Path) -> list[str]:
     on_disk = sorted(p.name for p in root.glob(SHARD_GLOB))
     for name in sorted(set(on_disk) - set(expected)):
         problems.append(f"{name}: shard on disk but not in the index")
-    shard_col = index.column("shard").to_pylist()
     row_col = index.column("row").to_pylist()
+    rows_of: dict[str, list[int]] = {}
+    for i, s in enumerate(index.column("shard").to_pylist()):
+        rows_of.setdefault(s, []).append(i)
+    for name in sorted(set(rows_of) - set(expected)):
+        problems.append(f"{name}: index rows point at a shard with no checksum entry")
     for name, want in sorted(expected.items()):
         path = root / name
         if not path.is_file():
@@ -563,7 +567,7 @@ def verify(root: Path) -> list[str]:
         if table.num_rows != want["rows"]:
             problems.append(f"{name}: {table.num_rows} rows, index says {want['rows']}")
             continue
-        idx_rows = [i for i, s in enumerate(shard_col) if s == name]
+        idx_rows = rows_of.get(name, [])
         if sorted(row_col[i] for i in idx_rows) != list(range(table.num_rows)):
             problems.append(
                 f"{name}: index rows do not cover rows 0..{table.num_rows - 1} exactly once"
