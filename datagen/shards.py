@@ -594,6 +594,15 @@ def verify(root: Path) -> list[str]:
     return problems
 
 
+def landmarks_column(image_column: str) -> str:
+    """Naming convention: image ``hr`` goes with ``landmarks``, ``hr_<x>`` with ``landmarks_<x>``."""
+    return (
+        "landmarks" + image_column[2:]
+        if image_column.startswith("hr")
+        else f"landmarks_{image_column}"
+    )
+
+
 def contact_sheet(
     root: Path,
     n: int = 16,
@@ -618,7 +627,7 @@ def contact_sheet(
         img = np.ascontiguousarray(
             cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
         )
-        lm_key = "landmarks" if column == "hr" else f"landmarks_{column}"
+        lm_key = landmarks_column(column)
         if landmarks and lm_key in s:
             pts = np.asarray(s[lm_key], dtype=np.float64).reshape(-1, 2)
             for x, y in (pts + 0.5) * scale - 0.5:
