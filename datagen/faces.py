@@ -280,7 +280,7 @@ def build_faces(
         process_photo,
         item_keys=[(it.source, it.sha1, it.identity, it.split) for it in items],
         params_fingerprint=fp,
-        items_per_shard=int(shards_params.get("items_per_shard", 256)),
+        items_per_shard=int(shards_params.get("samples_per_shard", 1024)),
         workers=workers,
         initializer=init_worker,
         initargs=(config_dict(cfg),),

@@ -13,7 +13,7 @@ from datagen.shards import ShardDataset, verify
 from . import corpus
 
 FACES = {"hr_size": 128, "large_size": 192}
-SHARDS = {"encoding": "delta-zstd", "items_per_shard": 4}
+SHARDS = {"encoding": "delta-zstd", "samples_per_shard": 4}
 
 
 @pytest.fixture(scope="module")
