@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from datagen.align import BORDER_MODES, apply_affine
+from datagen.params import check_keys
 
 INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 
@@ -38,6 +39,7 @@ class DegradeParams:
 
     @classmethod
     def from_params(cls, g: dict[str, Any]) -> DegradeParams:
+        check_keys("degrade", g, set(cls.__dataclass_fields__))
         known = {k: g[k] for k in cls.__dataclass_fields__ if k in g}
         if "scale" in known:
             known["scale"] = tuple(float(v) for v in known["scale"])

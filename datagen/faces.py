@@ -14,9 +14,12 @@ import pyarrow as pa
 from datagen import align
 from datagen.images import ImageRejected, is_image_path, load_rgb
 from datagen.landmarks import FaceDetector, make_landmarker
+from datagen.params import check_keys
 from datagen.shards import DatasetSpec, ImageSpec, ItemResult
 
 SPLITS = ("train", "test")
+# Keys of the faces group read by the stage itself rather than by FacesConfig.
+STAGE_KEYS = {"input", "identity", "identity_pattern", "test_fraction", "workers"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class FacesConfig:
 
     @classmethod
     def from_params(cls, g: dict[str, Any]) -> FacesConfig:
+        check_keys("faces", g, set(cls.__dataclass_fields__) | STAGE_KEYS)
         known = {k: g[k] for k in cls.__dataclass_fields__ if k in g}
         cfg = cls(**known)
         if cfg.multi_face not in ("largest", "reject"):

@@ -12,6 +12,7 @@ import pyarrow as pa
 from datagen.degrade import DegradeParams, degrade
 from datagen.masks import FILLS, N_BINS, MaskFolder, fill_hole, irregular_mask, square_mask
 from datagen.pairs import PAIR_COLUMNS, FaceImages, FaceRef, face_refs, pair_meta, sample_seed
+from datagen.params import check_keys
 from datagen.shards import DatasetSpec, ImageSpec, ItemResult, fingerprint_of, write_dataset
 
 KINDS = ("irregular", "square", "folder")
@@ -35,6 +36,7 @@ class OcclusionParams:
 
     @classmethod
     def from_params(cls, g: dict[str, Any]) -> OcclusionParams:
+        check_keys("occlusion", g, set(cls.__dataclass_fields__) | {"workers"})
         known = {k: g[k] for k in cls.__dataclass_fields__ if k in g}
         if "irregular_bins" in known:
             known["irregular_bins"] = tuple(int(b) for b in known["irregular_bins"])

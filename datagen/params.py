@@ -28,3 +28,12 @@ def group(params: dict[str, Any], name: str, required: tuple[str, ...] = ()) -> 
     if missing:
         raise KeyError(f"params.yaml '{name}' group lacks {missing}")
     return g
+
+
+def check_keys(name: str, g: dict[str, Any], allowed: set[str]) -> None:
+    """A misspelt knob is an error, not a silently ignored default."""
+    unknown = sorted(set(g) - allowed)
+    if unknown:
+        raise KeyError(
+            f"params.yaml '{name}' group: unknown key(s) {unknown}; known: {sorted(allowed)}"
+        )

@@ -300,9 +300,14 @@ def write_dataset(
             (out_dir / name).unlink(missing_ok=True)
 
     todo_items = [i for c in todo for i in chunks[c]]
-    bar = tqdm(total=len(todo_items), desc=desc, unit="item", disable=not progress or not todo_items)
+    bar = tqdm(
+        total=len(todo_items), desc=desc, unit="item", disable=not progress or not todo_items
+    )
     if progress and len(chunks) > len(todo):
-        print(f"{desc}: {len(chunks) - len(todo)} of {len(chunks)} shards already complete", file=sys.stderr)
+        print(
+            f"{desc}: {len(chunks) - len(todo)} of {len(chunks)} shards already complete",
+            file=sys.stderr,
+        )
 
     def results() -> Iterator[ItemResult]:
         if workers == 1 or len(todo_items) <= 1:

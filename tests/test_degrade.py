@@ -85,3 +85,5 @@ def test_draws_are_reproducible_and_bad_params_are_refused():
         DegradeParams.from_params({"interpolation": "nearest"})
     with pytest.raises(ValueError, match="scale"):
         DegradeParams.from_params({"scale": [1.2, 0.8]})
+    with pytest.raises(KeyError, match="rotaton"):
+        DegradeParams.from_params({"rotaton": 5})
