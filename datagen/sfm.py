@@ -74,6 +74,7 @@ class Fit:
     shape_coefficients: list[float]
     expression_coefficients: list[float]
     image_size: tuple[int, int]  # width, height of the image the landmarks are in
+    landmarks: np.ndarray  # the 68 landmarks it was fitted to
     error_px: float  # mean distance, projected model landmarks to the given ones (inner points)
 
     def camera(self) -> np.ndarray:
@@ -127,7 +128,15 @@ def fit(landmarks: np.ndarray, image_size: tuple[int, int], iterations: int = 5)
     verts = np.asarray(mesh.vertices, dtype=np.float64)
     if not np.isfinite(verts).all():
         raise FitRejected("fit failed", "non-finite mesh")
-    result = Fit(mesh, pose, list(shape_coeffs), list(expr_coeffs), (w, h), 0.0)
+    result = Fit(
+        mesh,
+        pose,
+        list(shape_coeffs),
+        list(expr_coeffs),
+        (w, h),
+        np.asarray(landmarks, np.float64),
+        0.0,
+    )
     idx = sorted(m.ibug_to_vertex)
     projected = result.project(verts[[m.ibug_to_vertex[i] for i in idx]])
     result.error_px = float(np.linalg.norm(projected - np.asarray(landmarks)[idx], axis=1).mean())
