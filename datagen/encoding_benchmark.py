@@ -29,6 +29,7 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
+from datagen import tables
 from datagen.shards import (
     ENCODINGS,
     DatasetSpec,
@@ -177,7 +178,7 @@ def benchmark(images: list[np.ndarray], column: str, workdir: Path, repeat: int)
     return results
 
 
-def format_table(results: list[Result], n_images: int, markdown: bool) -> str:
+def results_table(results: list[Result], n_images: int, markdown: bool) -> str:
     base = results[0]
     header = [
         "method",
@@ -202,18 +203,7 @@ def format_table(results: list[Result], n_images: int, markdown: bool) -> str:
         ]
         for r in results
     ]
-    if markdown:
-        rule = "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"
-        lines = ["| " + " | ".join(row) + " |" for row in [header, *body]]
-        return "\n".join([lines[0], rule, *lines[1:]])
-    widths = [max(len(row[c]) for row in [header, *body]) for c in range(len(header))]
-    return "\n".join(
-        "  ".join(
-            [row[0].ljust(widths[0])]
-            + [v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
-        )
-        for row in [header, *body]
-    )
+    return tables.format_table(header, body, markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -262,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{images[0].shape[2]} uint8 from {args.faces}; median of {args.repeat} runs"
     )
     print()
-    print(format_table(results, len(images), args.markdown))
+    print(results_table(results, len(images), args.markdown))
     return 0
 
 

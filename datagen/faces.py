@@ -242,10 +242,6 @@ def _process(item: FaceItem, cfg: FacesConfig, detector: FaceDetector, landmarke
     return ItemResult(samples=[sample])
 
 
-def config_dict(cfg: FacesConfig) -> dict[str, Any]:
-    return asdict(cfg)
-
-
 def build_faces(
     input_root: Path,
     out_dir: Path,
@@ -276,7 +272,7 @@ def build_faces(
     )
     if not items:
         raise FileNotFoundError(f"faces.input {input_root} holds no files")
-    fp = fingerprint_of(config_dict(cfg), rule, pattern, test_fraction, seed)
+    fp = fingerprint_of(asdict(cfg), rule, pattern, test_fraction, seed)
     counts = write_dataset(
         out_dir,
         spec,
@@ -287,7 +283,7 @@ def build_faces(
         items_per_shard=int(shards_params.get("samples_per_shard", 1024)),
         workers=workers,
         initializer=init_worker,
-        initargs=(config_dict(cfg),),
+        initargs=(asdict(cfg),),
         desc="faces",
         progress=progress,
     )

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from datagen import tables
 from datagen.images import is_image_path
 
 N_BINS = 6  # PConv's hole-ratio bins: [0, 0.1), [0.1, 0.2), ..., [0.5, 0.6)
@@ -261,15 +262,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     heads = [f"{10 * i}-{10 * i + 10}%" for i in range(N_BINS)] + ["60-100%"]
-    print(f"| generator | n | mean hole | {' | '.join(heads)} |")
-    print("|---|---:|---:|" + "---:|" * len(heads))
-    for name, r in ratios.items():
-        h = histogram(r)
-        print(
-            f"| {name} | {len(r)} | {100 * np.mean(r):.1f}% | "
-            + " | ".join(f"{100 * v:.1f}%" for v in h)
-            + " |"
-        )
+    body = [
+        [name, str(len(r)), f"{100 * np.mean(r):.1f}%", *(f"{100 * v:.1f}%" for v in histogram(r))]
+        for name, r in ratios.items()
+    ]
+    print(tables.format_table(["generator", "n", "mean hole", *heads], body, markdown=True))
     return 0
 
 

@@ -11,9 +11,17 @@ import pyarrow as pa
 
 from datagen.degrade import DegradeParams, degrade
 from datagen.masks import FILLS, N_BINS, MaskFolder, fill_hole, irregular_mask, square_mask
-from datagen.pairs import PAIR_COLUMNS, FaceImages, FaceRef, face_refs, pair_meta, sample_seed
+from datagen.pairs import PAIR_COLUMNS, FaceImages, FaceRef, face_refs, pair_meta
 from datagen.params import check_keys
-from datagen.shards import DatasetSpec, ImageSpec, ItemResult, fingerprint_of, write_dataset
+from datagen.seeding import sample_seed
+from datagen.shards import (
+    DatasetSpec,
+    ImageSpec,
+    ItemResult,
+    fingerprint_of,
+    image_specs,
+    write_dataset,
+)
 
 KINDS = ("irregular", "square", "folder")
 
@@ -168,7 +176,7 @@ def build_occlusion(
     if p.weights()[2] > 0:
         MaskFolder(p.mask_folder, p.mask_threshold)  # fail now, clearly, not in a worker
     refs, keys = face_refs(Path(faces_dir))
-    hr_size = FaceImages(Path(faces_dir)).ds.images["hr"][0].shape[0]
+    hr_size = image_specs(faces_dir)["hr"].shape[0]
     if max(p.square_max, p.square_min) > hr_size:
         raise ValueError(f"occlusion.square_max {p.square_max} exceeds the face size {hr_size}")
     spec = dataset_spec(hr_size, d.lr_size, shards_params.get("encoding", "delta-zstd"))

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from datagen import tables
 from datagen.degrade import DegradeParams
 from datagen.masks import HOLE
 from datagen.occlusion import OcclusionParams, occlude_pair
@@ -209,7 +210,7 @@ def benchmark(refs: list[FaceRef], hrs: list[np.ndarray], k: int, repeat: int) -
     ]
 
 
-def format_table(results: list[Result], markdown: bool) -> str:
+def results_table(results: list[Result], markdown: bool) -> str:
     base = results[0]  # albumentations
     header = ["method", "pairs/s per core", "ms per pair", "vs albumentations"]
     body = [
@@ -221,18 +222,7 @@ def format_table(results: list[Result], markdown: bool) -> str:
         ]
         for r in results
     ]
-    if markdown:
-        rule = "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"
-        lines = ["| " + " | ".join(row) + " |" for row in [header, *body]]
-        return "\n".join([lines[0], rule, *lines[1:]])
-    widths = [max(len(row[c]) for row in [header, *body]) for c in range(len(header))]
-    return "\n".join(
-        "  ".join(
-            [row[0].ljust(widths[0])]
-            + [v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
-        )
-        for row in [header, *body]
-    )
+    return tables.format_table(header, body, markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -268,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"per face; lr/hr/mask encoded {ENCODING}; median of {args.repeat} runs"
     )
     print()
-    print(format_table(results, args.markdown))
+    print(results_table(results, args.markdown))
     print()
     print(
         "Note: albumentations' CoarseDropout holes (one rectangle, sides 16-64 px) compare with our "

@@ -61,16 +61,6 @@ class FaceImages:
         return self.ds[ref.position][self.column].permute(1, 2, 0).numpy()
 
 
-def sample_seed(seed: int, stage: str, key: str) -> int:
-    """The 64-bit seed of one pair: ``np.random.default_rng(seed)`` replays its draws."""
-    from datagen.seeding import STAGE_IDS, key_int
-
-    state = np.random.SeedSequence([seed, STAGE_IDS[stage], key_int(key)]).generate_state(
-        2, np.uint32
-    )
-    return int(state[0]) | (int(state[1]) << 32)
-
-
 LANDMARKS = pa.list_(pa.list_(pa.float32(), 2), 68)
 
 # Columns every pairs dataset carries, with the degrade step's metadata.

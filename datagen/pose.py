@@ -27,6 +27,7 @@ class PoseSource:
     image: np.ndarray  # H x W x 3 uint8 (the large aligned crop)
     fit: sfm.Fit
     texture: np.ndarray  # T x T x 3 uint8
+    landmark_vertices: np.ndarray  # 68 vertex ids whose projections are the landmarks
 
 
 def mirror_fill(texture_rgba: np.ndarray) -> np.ndarray:
@@ -52,7 +53,7 @@ def prepare(image: np.ndarray, landmarks: np.ndarray, texture_size: int = 512) -
     fit = sfm.fit(landmarks, (w, h))
     rgba = np.dstack([image, np.full((h, w), 255, np.uint8)])
     texture = np.asarray(eos.render.extract_texture(fit.mesh, fit.pose, rgba, texture_size))
-    return PoseSource(image, fit, mirror_fill(texture))
+    return PoseSource(image, fit, mirror_fill(texture), landmark_vertices(fit))
 
 
 def yaw_rotation(degrees: float) -> np.ndarray:
@@ -135,22 +136,20 @@ def render_yaw(
         .round()
         .astype(np.uint8)
     )
-    return out, project_landmarks(src, verts), cover > 0.5
+    return out, xy[src.landmark_vertices].astype(np.float32), cover > 0.5
 
 
-def project_landmarks(src: PoseSource, verts: np.ndarray) -> np.ndarray:
-    """68 landmarks of the turned face: mapped inner points from their vertices; the 17 jaw points
-    from the vertices nearest to where the source jaw landmarks project."""
+def landmark_vertices(fit: sfm.Fit) -> np.ndarray:
+    """A vertex per iBUG landmark: the mapped vertex for inner points; for the 17 jaw points
+    (fitted as a contour, so unmapped) the vertex projecting nearest the source landmark."""
     m = sfm.load_model()
-    fit = src.fit
-    out = np.zeros((68, 2))
-    for i, v in m.ibug_to_vertex.items():
-        out[i] = fit.project(verts[[v]])[0]
-    missing = [i for i in range(68) if i not in m.ibug_to_vertex]
-    if missing:
-        xy0 = fit.project(np.asarray(fit.mesh.vertices, np.float64))
-        src_lm = fit.landmarks
-        for i in missing:
-            nearest = int(np.argmin(((xy0 - src_lm[i]) ** 2).sum(1)))
-            out[i] = fit.project(verts[[nearest]])[0]
-    return out.astype(np.float32)
+    ids = np.zeros(68, np.int64)
+    xy0 = None
+    for i in range(68):
+        if i in m.ibug_to_vertex:
+            ids[i] = m.ibug_to_vertex[i]
+        else:
+            if xy0 is None:
+                xy0 = fit.project(np.asarray(fit.mesh.vertices, np.float64))
+            ids[i] = int(np.argmin(((xy0 - fit.landmarks[i]) ** 2).sum(1)))
+    return ids

@@ -19,3 +19,12 @@ def sample_rng(seed: int, stage: str, key: str | int) -> np.random.Generator:
     """``Generator`` seeded by ``SeedSequence([seed, stage_id, sample_key])``."""
     k = key if isinstance(key, int) else key_int(key)
     return np.random.default_rng(np.random.SeedSequence([seed, STAGE_IDS[stage], k]))
+
+
+def sample_seed(seed: int, stage: str, key: str) -> int:
+    """A pair's 64-bit seed from ``SeedSequence([seed, stage_id, key])``; stored per pair, so
+    ``np.random.default_rng(seed)`` replays that pair's draws."""
+    state = np.random.SeedSequence([seed, STAGE_IDS[stage], key_int(key)]).generate_state(
+        2, np.uint32
+    )
+    return int(state[0]) | (int(state[1]) << 32)

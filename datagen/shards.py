@@ -388,6 +388,13 @@ def _images_meta(root: Path) -> dict[str, dict]:
     return json.loads(pq.read_schema(Path(root) / "index.parquet").metadata[META_IMAGES])
 
 
+def image_specs(root: str | Path) -> dict[str, ImageSpec]:
+    """Shape and dtype of each image column, from the index's schema metadata (no data read)."""
+    return {
+        k: ImageSpec(tuple(m["shape"]), m["dtype"]) for k, m in _images_meta(Path(root)).items()
+    }
+
+
 def _to_tensor(value: Any):
     import torch
 

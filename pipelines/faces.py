@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 from datagen.faces import build_faces
 from datagen.params import group, load_params
+from pipelines.metrics import write_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         int(params.get("seed", 0)),
         workers=int(faces.get("workers", 0)),
     )
-    summary["seconds"] = round(time.perf_counter() - t0, 2)
-    Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
+    write_metrics(args.metrics, summary, t0)
 
     print(
         f"faces: {summary['inputs']} input files -> {summary['faces']} faces, {summary['rejects']} rejected"
