@@ -270,7 +270,7 @@ def write_dataset(
     from tqdm import tqdm
 
     if items_per_shard < 1:
-        raise ValueError("shards.items_per_shard must be >= 1")
+        raise ValueError("items_per_shard must be >= 1 (check shards.samples_per_shard)")
     if len(item_keys) != len(items):
         raise ValueError("item_keys must have one key per item")
     out_dir = Path(out_dir)
