@@ -25,40 +25,55 @@ class FaceRef:
     landmarks: np.ndarray  # 68 x 2, HR pixels
 
 
-def face_refs(faces_dir: Path) -> tuple[list[FaceRef], list[tuple[str, str]]]:
+def face_refs(
+    faces_dir: Path, landmarks_column: str = "landmarks"
+) -> tuple[list[FaceRef], list[tuple[str, str]]]:
     """Every face in ``faces_dir`` and, per face, a key that changes when its image bytes do
-    (face_id + the SHA-256 of the shard holding it), for the pairs stage's fingerprints."""
+    (face_id + the SHA-256 of the shard holding it), for the pairs stage's fingerprints.
+    ``landmarks_column`` picks the crop the landmarks are for (``landmarks_large``: hr_large)."""
     index = read_index(faces_dir)
     if len(index) == 0:
         raise ValueError(f"{faces_dir} holds no faces: run the faces stage first")
-    sha = {
-        k: v["sha256"]
-        for k, v in json.loads(
-            pq.read_schema(Path(faces_dir) / "index.parquet").metadata[META_SHARDS]
-        ).items()
-    }
+    sha = shard_checksums(faces_dir)
     refs, keys = [], []
     for i, r in enumerate(
-        index.select("face_id", "identity", "split", "landmarks", "shard").iter_rows(named=True)
+        index.select("face_id", "identity", "split", landmarks_column, "shard").iter_rows(
+            named=True
+        )
     ):
         refs.append(
             FaceRef(
-                r["face_id"], r["identity"], r["split"], i, np.asarray(r["landmarks"], np.float64)
+                r["face_id"],
+                r["identity"],
+                r["split"],
+                i,
+                np.asarray(r[landmarks_column], np.float64),
             )
         )
         keys.append((r["face_id"], sha[r["shard"]]))
     return refs, keys
 
 
+def shard_checksums(root: Path) -> dict[str, str]:
+    """SHA-256 per shard file of a dataset, as its index records them."""
+    meta = pq.read_schema(Path(root) / "index.parquet").metadata[META_SHARDS]
+    return {k: v["sha256"] for k, v in json.loads(meta).items()}
+
+
 class FaceImages:
     """Reads aligned face images by faces-index row (one per worker process)."""
 
-    def __init__(self, faces_dir: Path, column: str = "hr"):
+    def __init__(self, faces_dir: Path, column: str = "hr", extra: tuple[str, ...] = ()):
         self.column = column
-        self.ds = ShardDataset(faces_dir, images=[column])
+        self.ds = ShardDataset(faces_dir, images=[column, *extra])
 
     def __call__(self, ref: FaceRef) -> np.ndarray:
         return self.ds[ref.position][self.column].permute(1, 2, 0).numpy()
+
+    def all(self, ref: FaceRef) -> dict[str, np.ndarray]:
+        """Every image column this reader was opened with, H x W x C uint8."""
+        row = self.ds[ref.position]
+        return {k: row[k].permute(1, 2, 0).numpy() for k in self.ds.images}
 
 
 LANDMARKS = pa.list_(pa.list_(pa.float32(), 2), 68)

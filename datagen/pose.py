@@ -8,6 +8,7 @@ lies outside the mesh (hair, ears, neck, background) follows the mesh with a smo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import eos
@@ -28,6 +29,8 @@ class PoseSource:
     fit: sfm.Fit
     texture: np.ndarray  # T x T x 3 uint8
     landmark_vertices: np.ndarray  # 68 vertex ids whose projections are the landmarks
+    face: np.ndarray  # H x W bool: pixels the fitted mesh covers in ``image``
+    face_centre: np.ndarray  # x, y: the centre the surroundings warp works around
 
 
 def mirror_fill(texture_rgba: np.ndarray) -> np.ndarray:
@@ -48,12 +51,37 @@ def mirror_fill(texture_rgba: np.ndarray) -> np.ndarray:
 
 
 def prepare(image: np.ndarray, landmarks: np.ndarray, texture_size: int = 512) -> PoseSource:
-    """Fit the SFM to ``landmarks`` (pixels of ``image``) and extract its texture."""
+    """Fit the SFM to ``landmarks`` (pixels of ``image``), then ``from_fit``."""
     h, w = image.shape[:2]
-    fit = sfm.fit(landmarks, (w, h))
+    return from_fit(image, sfm.fit(landmarks, (w, h)), texture_size)
+
+
+def from_fit(image: np.ndarray, fit: sfm.Fit, texture_size: int = 512) -> PoseSource:
+    """A face ready to turn: its texture taken with eos (unseen texels mirrored), the landmark
+    vertices and the face region of ``image`` under ``fit``."""
+    h, w = image.shape[:2]
+    if (w, h) != tuple(fit.image_size):
+        raise ValueError(f"image is {w}x{h} but the fit is for {fit.image_size}")
     rgba = np.dstack([image, np.full((h, w), 255, np.uint8)])
     texture = np.asarray(eos.render.extract_texture(fit.mesh, fit.pose, rgba, texture_size))
-    return PoseSource(image, fit, mirror_fill(texture), landmark_vertices(fit))
+    face = face_region(fit)
+    ys, xs = np.nonzero(face)
+    return PoseSource(
+        image,
+        fit,
+        mirror_fill(texture),
+        landmark_vertices(fit),
+        face,
+        np.array([xs.mean(), ys.mean()]),
+    )
+
+
+def face_region(fit: sfm.Fit) -> np.ndarray:
+    """Pixels the fitted mesh covers in its own image (H x W bool)."""
+    w, h = fit.image_size
+    v = np.asarray(fit.mesh.vertices, np.float64)
+    tri_id, _ = render.rasterize(fit.project(v), depth(fit, v), np.asarray(fit.mesh.tvi), (w, h))
+    return tri_id >= 0
 
 
 def yaw_rotation(degrees: float) -> np.ndarray:
@@ -74,69 +102,122 @@ def depth(fit: sfm.Fit, vertices: np.ndarray) -> np.ndarray:
     return (np.c_[vertices, np.ones(len(vertices))] @ mv.T)[:, 2]
 
 
-def surroundings_flow(
-    xy_from: np.ndarray, xy_to: np.ndarray, face: np.ndarray, sigma: float, reach: float
-) -> np.ndarray:
-    """Backward flow (H x W x 2) for what lies outside the rendered face: each pixel moves like
-    the mesh vertices near it (Gaussian weights of width ``sigma``), fading to no motion
-    ``reach`` pixels away from the face."""
-    h, w = face.shape
-    step = 4  # the field is smooth: compute it on a coarse grid, then upsample
-    gy, gx = np.mgrid[0:h:step, 0:w:step].astype(np.float64)
-    grid = np.c_[gx.ravel(), gy.ravel()]
-    d2 = ((grid[:, None, :] - xy_to[None, :, :]) ** 2).sum(-1)
-    wts = np.exp(-(d2 - d2.min(1, keepdims=True)) / (2 * sigma**2))
-    motion = (wts @ (xy_to - xy_from)) / wts.sum(1, keepdims=True)
-    dist = cv2.distanceTransform((~face).astype(np.uint8), cv2.DIST_L2, 5)
-    fade = np.exp(
-        -cv2.resize(dist, (gx.shape[1], gx.shape[0]), interpolation=cv2.INTER_AREA) / reach
+def silhouette_radii(face: np.ndarray, centre: np.ndarray, bins: int = 360) -> np.ndarray:
+    """Distance from ``centre`` to the outline of ``face`` (H x W bool) in ``bins`` directions:
+    the farthest face pixel per direction, smoothed, gaps interpolated round the circle."""
+    ys, xs = np.nonzero(face)
+    dx, dy = xs - centre[0], ys - centre[1]
+    b = ((np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * bins).astype(np.int64) % bins
+    r = np.full(bins, -1.0)
+    np.maximum.at(r, b, np.hypot(dx, dy) + 0.5)
+    seen = np.nonzero(r >= 0)[0]
+    if len(seen) == 0:
+        return np.zeros(bins)
+    r = np.interp(np.arange(bins), seen, r[seen], period=bins)
+    taps = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    padded = np.r_[r[-6:], r, r[:6]]  # round the circle
+    return np.convolve(padded, taps / taps.sum(), mode="valid")
+
+
+def surroundings_map(
+    face_from: np.ndarray, face_to: np.ndarray, centre: np.ndarray, reach: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel outside the turned face samples the source image (``cv2.remap`` maps).
+
+    Along every ray from ``centre``, the outline of the turned face ``face_to`` is taken back to
+    the outline of the source face ``face_from``, and the shift fades out over ``reach`` pixels
+    beyond it: what lay just outside the source face (ears, hair, jaw line) stays just outside the
+    turned one, the far side of a turned head pulls its surroundings in, the near side pushes them
+    out, and no part of the source face shows beside the new silhouette.
+    """
+    h, w = face_to.shape
+    bins = 360
+    r0 = silhouette_radii(face_from, centre, bins)
+    r1 = silhouette_radii(face_to, centre, bins)
+    reach = max(reach, 1.5 * float(np.abs(r0 - r1).max()))  # keeps the map free of folds
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
+    dx, dy = gx - centre[0], gy - centre[1]
+    r = np.hypot(dx, dy)
+    pos = (np.arctan2(dy, dx) + np.pi) / (2 * np.pi) * bins
+    grid = np.arange(bins + 1)
+    at0 = np.interp(pos, grid, np.r_[r0, r0[0]])
+    at1 = np.interp(pos, grid, np.r_[r1, r1[0]])
+    beyond = np.clip(r - at1, 0, None)
+    # inside the turned face the map is unused; keep it continuous there anyway
+    new_r = r + (at0 - at1) * np.exp(-beyond / reach * 3)
+    scale = np.divide(new_r, r, out=np.ones_like(r), where=r > 1e-9)
+    return (
+        (centre[0] + dx * scale).astype(np.float32),
+        (centre[1] + dy * scale).astype(np.float32),
     )
-    flow = motion.reshape(*gx.shape, 2) * fade[..., None]
-    return cv2.resize(flow.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def render_yaw(
-    src: PoseSource, yaw: float, supersample: int = 2
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The face turned to absolute ``yaw`` degrees (the fitted yaw is taken off first).
+@dataclass
+class Render:
+    """One re-rendered view."""
 
-    Returns the image (same size as the source), the 68 projected landmarks (pixels; contour
-    points follow the model's jaw vertices nearest the source jaw landmarks) and the face mask.
-    Rendering runs at ``supersample`` x the size and is area-reduced, which anti-aliases the
-    silhouette.
+    image: np.ndarray  # H x W x 3 uint8
+    landmarks: np.ndarray  # 68 x 2 float32, pixels
+    face: np.ndarray  # H x W bool: where the mesh covers at least half a pixel
+    yaw: float  # absolute yaw of the rendered head, degrees
+
+
+def render_yaws(
+    src: PoseSource, yaws: list[float], supersample: int = 1, feather: float = 0.03
+) -> list[Render]:
+    """The face turned to each absolute yaw in ``yaws`` (degrees; the fitted yaw is taken off
+    first), all poses rasterised in one batch.
+
+    Rasterisation runs at ``supersample`` x the source size and is area-reduced. Landmarks are
+    the projections of the model vertices in ``src.landmark_vertices``. ``feather``: width of
+    the blend between the rendered face and its surroundings, as a fraction of the image width.
     """
     fit, img = src.fit, src.image
     h, w = img.shape[:2]
-    turn = yaw - float(fit.pose.get_yaw_pitch_roll()[0])
-    verts = turned_vertices(fit, turn)
-    xy0 = fit.project(np.asarray(fit.mesh.vertices, np.float64))
-    xy = fit.project(verts)
+    tvi = np.asarray(fit.mesh.tvi)
+    fitted = float(fit.pose.get_yaw_pitch_roll()[0])
+    verts = [turned_vertices(fit, y - fitted) for y in yaws]
+    xys = np.stack([fit.project(v) for v in verts])
     k = supersample
-    tri_id, bary = render.rasterize(
-        (xy + 0.5) * k - 0.5, depth(fit, verts), np.asarray(fit.mesh.tvi), (w * k, h * k)
+    tri_ids, barys = render.rasterize_batch(
+        (xys + 0.5) * k - 0.5, np.stack([depth(fit, v) for v in verts]), tvi, (w * k, h * k)
     )
-    drawn = tri_id >= 0
-    uv = render.interpolate(np.asarray(fit.mesh.texcoords), np.asarray(fit.mesh.tvi), tri_id, bary)
-    face_hi = render.sample_texture(src.texture, uv, drawn)
-    face = cv2.resize(face_hi, (w, h), interpolation=cv2.INTER_AREA)
-    cover = cv2.resize(drawn.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
-    flow = surroundings_flow(xy0, xy, cover > 0.5, sigma=0.04 * w, reach=0.25 * w)
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    behind = cv2.remap(
-        img,
-        gx - flow[..., 0],
-        gy - flow[..., 1],
-        cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REFLECT_101,
-    )
-    # where coverage is partial, ``face`` holds the face's share (zeros elsewhere were averaged in)
-    a = cover[..., None]
-    out = (
-        np.clip(face.astype(np.float32) + (1 - a) * behind.astype(np.float32), 0, 255)
-        .round()
-        .astype(np.uint8)
-    )
-    return out, xy[src.landmark_vertices].astype(np.float32), cover > 0.5
+    centre = src.face_centre
+    uv_per_vertex = np.asarray(fit.mesh.texcoords)
+    out = []
+    for yaw, xy, tri_id, bary in zip(yaws, xys, tri_ids, barys, strict=True):
+        drawn = tri_id >= 0
+        uv = render.interpolate(uv_per_vertex, tvi, tri_id, bary)
+        face = render.sample_texture(src.texture, uv, drawn)
+        cover = drawn.astype(np.float32)
+        if k > 1:
+            face = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
+            cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
+        mx, my = surroundings_map(src.face, cover > 0.5, centre, reach=0.25 * w)
+        behind = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        # ``face`` is premultiplied (where coverage is partial, zeros were averaged in). The mesh's
+        # rim fades into the surroundings over ``feather`` px so that the forehead's top edge and
+        # the jaw do not cut hard lines into hair and neck.
+        inner = cv2.distanceTransform((cover > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+        fade = np.clip(inner / max(feather * w, 1e-6), 0, 1)[..., None]
+        a = cover[..., None] * fade
+        composite = np.clip(
+            face.astype(np.float32) * fade + (1 - a) * behind.astype(np.float32), 0, 255
+        )
+        out.append(
+            Render(
+                composite.round().astype(np.uint8),
+                xy[src.landmark_vertices].astype(np.float32),
+                cover > 0.5,
+                float(yaw),
+            )
+        )
+    return out
+
+
+def render_yaw(src: PoseSource, yaw: float, **kwargs: Any) -> Render:
+    """``render_yaws`` for one yaw."""
+    return render_yaws(src, [yaw], **kwargs)[0]
 
 
 def landmark_vertices(fit: sfm.Fit) -> np.ndarray:

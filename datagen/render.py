@@ -10,16 +10,25 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Triangles whose screen box is wider than this many pixels are rasterised one by one; the rest
-# (nearly all of them, at face sizes up to ~512 px) go through one vectorised pass.
-_BATCH_EXTENT = 12
+# Triangles are grouped by the size of their screen box and each group is tested against a
+# k x k candidate grid with k the group's largest box (1, 2, 4, ... px); boxes wider than this
+# are rasterised one by one (there are few of them at face sizes up to ~512 px).
+_BUCKETS = (1, 2, 4, 8, 16, 32)
 
 
 def _fragments(
-    xy: np.ndarray, z: np.ndarray, tris: np.ndarray, ids: np.ndarray, k: int, w: int, h: int
+    xy: np.ndarray,
+    z: np.ndarray,
+    tris: np.ndarray,
+    ids: np.ndarray,
+    k: int,
+    w: int,
+    band: np.ndarray,
+    h: int,
 ):
-    """Candidate pixels of triangles ``ids`` on a k x k grid from each box corner; returns the
-    covered ones as (pixel index, triangle id, barycentrics, depth)."""
+    """Candidate pixels of triangles ``ids`` on a (k+1) x (k+1) grid from each box corner;
+    returns the covered ones as (pixel index, triangle id, barycentrics, depth). Rows of
+    triangle t are limited to ``[band[t] * h, band[t] * h + h)`` (its image in a batch)."""
     a, b, c = (xy[tris[ids, i]] for i in range(3))
     x0 = np.floor(np.minimum(np.minimum(a[:, 0], b[:, 0]), c[:, 0])).astype(np.int64)
     y0 = np.floor(np.minimum(np.minimum(a[:, 1], b[:, 1]), c[:, 1])).astype(np.int64)
@@ -29,18 +38,15 @@ def _fragments(
     den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
     ok = np.abs(den) > 1e-12
     den = np.where(ok, den, 1.0)[:, None]
-    l0 = (
-        (b[:, 1] - c[:, 1])[:, None] * (px - c[:, 0:1])
-        + (c[:, 0] - b[:, 0])[:, None] * (py - c[:, 1:2])
-    ) / den
-    l1 = (
-        (c[:, 1] - a[:, 1])[:, None] * (px - c[:, 0:1])
-        + (a[:, 0] - c[:, 0])[:, None] * (py - c[:, 1:2])
-    ) / den
+    dx = px - c[:, 0:1]
+    dy = py - c[:, 1:2]
+    l0 = ((b[:, 1] - c[:, 1])[:, None] * dx + (c[:, 0] - b[:, 0])[:, None] * dy) / den
+    l1 = ((c[:, 1] - a[:, 1])[:, None] * dx + (a[:, 0] - c[:, 0])[:, None] * dy) / den
     l2 = 1.0 - l0 - l1
     eps = -1e-7
+    lo = (band[ids] * h)[:, None]
     inside = (l0 >= eps) & (l1 >= eps) & (l2 >= eps) & ok[:, None]
-    inside &= (px >= 0) & (px < w) & (py >= 0) & (py < h)
+    inside &= (px >= 0) & (px < w) & (py >= lo) & (py < lo + h)
     t_idx, f_idx = np.nonzero(inside)
     tri = ids[t_idx]
     bary = np.stack([l0[t_idx, f_idx], l1[t_idx, f_idx], l2[t_idx, f_idx]], 1)
@@ -57,25 +63,44 @@ def rasterize(
     nearer), ``tris``: T x 3 vertex indices, ``size``: (width, height). Returns ``tri_id``
     (H x W int32, -1 where nothing is drawn) and ``bary`` (H x W x 3 float32).
     """
+    tri_id, bary = rasterize_batch(np.asarray(xy)[None], np.asarray(z)[None], tris, size)
+    return tri_id[0], bary[0]
+
+
+def rasterize_batch(
+    xy: np.ndarray, z: np.ndarray, tris: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``rasterize`` for B poses of one mesh at once (``xy`` B x N x 2, ``z`` B x N): the images
+    are stacked into one tall frame so that every triangle of every pose goes through the same
+    vectorised passes. Returns B x H x W ``tri_id`` (ids into ``tris``) and B x H x W x 3 ``bary``.
+    """
     w, h = size
     xy = np.asarray(xy, np.float64)
-    z = np.asarray(z, np.float64)
+    n_img, n_vert = xy.shape[:2]
     tris = np.asarray(tris, np.int64)
-    corners = xy[tris]  # T x 3 x 2
-    extent = np.ceil(corners.max(1) - np.floor(corners.min(1))).max(1).astype(np.int64)
-    on_screen = (
-        (corners.max(1) >= 0).all(1) & (corners.min(1)[:, 0] < w) & (corners.min(1)[:, 1] < h)
-    )
-    small = np.nonzero(on_screen & (extent <= _BATCH_EXTENT))[0]
-    parts = (
-        [_fragments(xy, z, tris, small, int(extent[small].max(initial=0)), w, h)]
-        if len(small)
-        else []
-    )
-    for t in np.nonzero(on_screen & (extent > _BATCH_EXTENT))[0]:
-        parts.append(_fragments(xy, z, tris, np.array([t]), int(extent[t]), w, h))
-    tri_id = np.full(h * w, -1, np.int32)
-    bary = np.zeros((h * w, 3), np.float32)
+    n_tri = len(tris)
+    # pose b's vertices become vertices b*N.., drawn b*h rows lower
+    flat_xy = (xy + np.stack([np.zeros(n_img), np.arange(n_img) * h], 1)[:, None, :]).reshape(-1, 2)
+    flat_z = np.asarray(z, np.float64).reshape(-1)
+    flat_tris = (tris[None] + (np.arange(n_img) * n_vert)[:, None, None]).reshape(-1, 3)
+    band = np.repeat(np.arange(n_img), n_tri)
+    corners = flat_xy[flat_tris]  # BT x 3 x 2
+    lo_c, hi_c = corners.min(1), corners.max(1)
+    extent = np.ceil(hi_c - np.floor(lo_c)).max(1).astype(np.int64)
+    top = band * h
+    on_screen = (hi_c[:, 0] >= 0) & (lo_c[:, 0] < w) & (hi_c[:, 1] >= top) & (lo_c[:, 1] < top + h)
+    parts, lower = [], -1
+    for k in _BUCKETS:
+        ids = np.nonzero(on_screen & (extent > lower) & (extent <= k))[0]
+        if len(ids):
+            parts.append(_fragments(flat_xy, flat_z, flat_tris, ids, k, w, band, h))
+        lower = k
+    for t in np.nonzero(on_screen & (extent > lower))[0]:
+        parts.append(
+            _fragments(flat_xy, flat_z, flat_tris, np.array([t]), int(extent[t]), w, band, h)
+        )
+    tri_id = np.full(n_img * h * w, -1, np.int32)
+    bary = np.zeros((n_img * h * w, 3), np.float32)
     if parts:
         pix, tri, bc, depth = (np.concatenate(p) for p in zip(*parts, strict=True))
         # z-buffer: per pixel keep the nearest fragment (ties: the lower triangle id, for
@@ -83,9 +108,9 @@ def rasterize(
         order = np.lexsort((-tri, depth, pix))
         last = np.r_[pix[order][1:] != pix[order][:-1], True]
         keep = order[last]
-        tri_id[pix[keep]] = tri[keep]
+        tri_id[pix[keep]] = tri[keep] % n_tri
         bary[pix[keep]] = bc[keep]
-    return tri_id.reshape(h, w), bary.reshape(h, w, 3)
+    return tri_id.reshape(n_img, h, w), bary.reshape(n_img, h, w, 3)
 
 
 def interpolate(

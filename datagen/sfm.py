@@ -141,3 +141,64 @@ def fit(landmarks: np.ndarray, image_size: tuple[int, int], iterations: int = 5)
     projected = result.project(verts[[m.ibug_to_vertex[i] for i in idx]])
     result.error_px = float(np.linalg.norm(projected - np.asarray(landmarks)[idx], axis=1).mean())
     return result
+
+
+# --------------------------------------------------------------------------- cached fits
+
+# Eight corners of a 200 mm cube: non-coplanar, so a scaled orthographic camera is determined
+# exactly by where it sends them.
+_CUBE = np.array([[x, y, z] for x in (-100, 100) for y in (-100, 100) for z in (-100, 100)], float)
+
+
+def rendering_parameters(
+    camera: np.ndarray, image_size: tuple[int, int]
+) -> eos.fitting.RenderingParameters:
+    """eos camera from the 3x4 affine camera matrix ``Fit.camera`` gives.
+
+    eos exposes no constructor for its scaled orthographic parameters, so they are recovered (to
+    float32 precision) by its own linear estimator from exact correspondences.
+    """
+    w, h = image_size
+    image = (np.c_[_CUBE, np.ones(len(_CUBE))] @ np.asarray(camera, np.float64).T)[:, :2]
+    sop = eos.fitting.estimate_orthographic_projection_linear(
+        [p.astype(np.float32).reshape(2, 1) for p in image],
+        [np.r_[q, 1.0].astype(np.float32).reshape(4, 1) for q in _CUBE],
+        True,
+        h,
+    )
+    return eos.fitting.RenderingParameters(sop, w, h)
+
+
+def fit_record(f: Fit) -> dict:
+    """What a fit needs to be rebuilt (``fit_from_record``), as plain values for a table row."""
+    w, h = f.image_size
+    yaw, pitch, roll = (float(a) for a in f.pose.get_yaw_pitch_roll())
+    return {
+        "shape_coefficients": np.asarray(f.shape_coefficients, np.float32),
+        "expression_coefficients": np.asarray(f.expression_coefficients, np.float32),
+        "camera": f.camera()[:3],
+        "image_width": int(w),
+        "image_height": int(h),
+        "fit_landmarks": f.landmarks.astype(np.float32),
+        "fit_error_px": f.error_px,
+        "yaw": yaw,
+        "pitch": pitch,
+        "roll": roll,
+    }
+
+
+def fit_from_record(r: dict) -> Fit:
+    """The ``Fit`` a ``fit_record`` row describes (mesh rebuilt from the model's coefficients)."""
+    m = load_model()
+    shape = [float(c) for c in r["shape_coefficients"]]
+    expression = [float(c) for c in r["expression_coefficients"]]
+    size = (int(r["image_width"]), int(r["image_height"]))
+    return Fit(
+        mesh=m.model.draw_sample(shape, expression, []),
+        pose=rendering_parameters(np.asarray(r["camera"]), size),
+        shape_coefficients=shape,
+        expression_coefficients=expression,
+        image_size=size,
+        landmarks=np.asarray(r["fit_landmarks"], np.float64),
+        error_px=float(r["fit_error_px"]),
+    )
