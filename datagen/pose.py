@@ -8,10 +8,10 @@ lies outside the mesh (hair, ears, neck, background) follows the mesh with a smo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import cv2
-import eos
 import numpy as np
 
 from datagen import render, sfm
@@ -33,21 +33,34 @@ class PoseSource:
     face_centre: np.ndarray  # x, y: the centre the surroundings warp works around
 
 
-def mirror_fill(texture_rgba: np.ndarray) -> np.ndarray:
-    """Texels eos could not see (alpha 0) taken from the other side of the face.
+def mirror_fill(texture: np.ndarray, seen: np.ndarray, layout: np.ndarray) -> np.ndarray:
+    """Texels not ``seen`` in the photo taken from the other side of the face.
 
     The SFM texture map is left-right symmetric about its vertical centre line; what is still
-    missing after mirroring is inpainted from its surroundings."""
-    rgb = np.ascontiguousarray(texture_rgba[..., :3])
-    seen = texture_rgba[..., 3] > 0
+    missing after mirroring is inpainted from its surroundings, within the map's ``layout`` (the
+    texels any triangle covers, plus a margin for bilinear lookups at the seams)."""
+    rgb = np.ascontiguousarray(texture[..., :3])
     mirrored, mseen = rgb[:, ::-1], seen[:, ::-1]
     out = rgb.copy()
     take = ~seen & mseen
     out[take] = mirrored[take]
-    holes = (~seen & ~mseen).astype(np.uint8)
+    margin = cv2.dilate(layout.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    holes = (~seen & ~mseen & margin).astype(np.uint8)
     if holes.any():
         out = cv2.inpaint(out, holes, 3, cv2.INPAINT_TELEA)
     return out
+
+
+@lru_cache(maxsize=4)
+def texture_layout(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Texel -> (triangle, barycentrics) of the SFM's texture map; the same for every face."""
+    m = sfm.load_model()
+    uv = np.asarray(m.model.get_texture_coordinates(), np.float64)
+    tris = np.asarray(m.model.get_shape_model().get_triangle_list(), np.int64)
+    tri_id, bary = render.uv_layout(uv, tris, size)
+    tri_id.setflags(write=False)
+    bary.setflags(write=False)
+    return tri_id, bary
 
 
 def prepare(image: np.ndarray, landmarks: np.ndarray, texture_size: int = 512) -> PoseSource:
@@ -57,19 +70,21 @@ def prepare(image: np.ndarray, landmarks: np.ndarray, texture_size: int = 512) -
 
 
 def from_fit(image: np.ndarray, fit: sfm.Fit, texture_size: int = 512) -> PoseSource:
-    """A face ready to turn: its texture taken with eos (unseen texels mirrored), the landmark
-    vertices and the face region of ``image`` under ``fit``."""
+    """A face ready to turn: its texture map (unseen texels mirrored), the landmark vertices and
+    the face region of ``image`` under ``fit``."""
     h, w = image.shape[:2]
     if (w, h) != tuple(fit.image_size):
         raise ValueError(f"image is {w}x{h} but the fit is for {fit.image_size}")
-    rgba = np.dstack([image, np.full((h, w), 255, np.uint8)])
-    texture = np.asarray(eos.render.extract_texture(fit.mesh, fit.pose, rgba, texture_size))
+    v = np.asarray(fit.mesh.vertices, np.float64)
+    xy, z, tris = fit.project(v), depth(fit, v), np.asarray(fit.mesh.tvi)
+    layout = texture_layout(texture_size)
+    texture, seen = render.extract_texture(image, xy, z, tris, layout)
     face = face_region(fit)
     ys, xs = np.nonzero(face)
     return PoseSource(
         image,
         fit,
-        mirror_fill(texture),
+        mirror_fill(texture, seen, layout[0] >= 0),
         landmark_vertices(fit),
         face,
         np.array([xs.mean(), ys.mean()]),

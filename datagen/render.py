@@ -14,6 +14,7 @@ import numpy as np
 # k x k candidate grid with k the group's largest box (1, 2, 4, ... px); boxes wider than this
 # are rasterised one by one (there are few of them at face sizes up to ~512 px).
 _BUCKETS = (1, 2, 4, 8, 16, 32)
+_BLOCK = 1 << 18
 
 
 def _fragments(
@@ -92,8 +93,10 @@ def rasterize_batch(
     parts, lower = [], -1
     for k in _BUCKETS:
         ids = np.nonzero(on_screen & (extent > lower) & (extent <= k))[0]
-        if len(ids):
-            parts.append(_fragments(flat_xy, flat_z, flat_tris, ids, k, w, band, h))
+        # blocks of about _BLOCK candidate pixels keep the temporaries in cache
+        step = max(1, _BLOCK // (k + 1) ** 2)
+        for i in range(0, len(ids), step):
+            parts.append(_fragments(flat_xy, flat_z, flat_tris, ids[i : i + step], k, w, band, h))
         lower = k
     for t in np.nonzero(on_screen & (extent > lower))[0]:
         parts.append(
@@ -103,11 +106,14 @@ def rasterize_batch(
     bary = np.zeros((n_img * h * w, 3), np.float32)
     if parts:
         pix, tri, bc, depth = (np.concatenate(p) for p in zip(*parts, strict=True))
-        # z-buffer: per pixel keep the nearest fragment (ties: the lower triangle id, for
-        # determinism)
-        order = np.lexsort((-tri, depth, pix))
-        last = np.r_[pix[order][1:] != pix[order][:-1], True]
-        keep = order[last]
+        # z-buffer: per pixel keep the nearest fragment; ties go to the lower triangle id, so
+        # the result does not depend on the order of the fragments
+        zbuf = np.full(n_img * h * w, -np.inf)
+        np.maximum.at(zbuf, pix, depth)
+        near = depth == zbuf[pix]
+        first = np.full(n_img * h * w, np.iinfo(np.int64).max)
+        np.minimum.at(first, pix[near], tri[near])
+        keep = near & (tri == first[pix])  # one fragment per pixel: a triangle covers it once
         tri_id[pix[keep]] = tri[keep] % n_tri
         bary[pix[keep]] = bc[keep]
     return tri_id.reshape(n_img, h, w), bary.reshape(n_img, h, w, 3)
@@ -133,3 +139,50 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray, drawn: np.ndarray) -> np
     out = cv2.remap(texture, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     out[~drawn] = 0
     return out
+
+
+def uv_layout(uv: np.ndarray, tris: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which triangle (and where in it) every texel of a ``size`` x ``size`` texture map belongs
+    to, for per-vertex texture coordinates ``uv`` in [0, 1] (texel centre = uv * size - 0.5)."""
+    xy = np.asarray(uv, np.float64) * size - 0.5
+    tri_id, bary = rasterize(xy, np.zeros(len(xy)), tris, (size, size))
+    return tri_id, bary
+
+
+def extract_texture(
+    image: np.ndarray,
+    xy: np.ndarray,
+    z: np.ndarray,
+    tris: np.ndarray,
+    layout: tuple[np.ndarray, np.ndarray],
+    tolerance: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The texture map of a mesh seen in ``image``: every texel of ``layout`` (``uv_layout``)
+    takes the image colour where its surface point projects (bilinear), if that point is the
+    nearest surface there (within ``tolerance`` depth units). Returns the texture (S x S x 3
+    uint8) and the texels seen (S x S bool)."""
+    h, w = image.shape[:2]
+    tex_tri, tex_bary = layout
+    pos = interpolate(xy, tris, tex_tri, tex_bary)  # S x S x 2 image pixels
+    tex_z = interpolate(np.asarray(z)[:, None], tris, tex_tri, tex_bary)[..., 0]
+    img_tri, img_bary = rasterize(xy, z, tris, (w, h))
+    zbuf = interpolate(np.asarray(z)[:, None], tris, img_tri, img_bary)[..., 0]
+    px = np.clip(np.round(pos[..., 0]).astype(np.int64), 0, w - 1)
+    py = np.clip(np.round(pos[..., 1]).astype(np.int64), 0, h - 1)
+    inside = (pos[..., 0] > -0.5) & (pos[..., 0] < w - 0.5)
+    inside &= (pos[..., 1] > -0.5) & (pos[..., 1] < h - 0.5)
+    seen = (tex_tri >= 0) & inside & (img_tri[py, px] >= 0)
+    # the nearest surface over the pixel's 3x3 neighbourhood: where the surface is seen edge-on,
+    # depth changes fast across one pixel and a single-pixel test would flicker from texel to
+    # texel (stripes once the face is turned)
+    zmin = cv2.erode(np.where(img_tri >= 0, zbuf, np.inf).astype(np.float32), np.ones((3, 3)))
+    seen &= tex_z >= zmin[py, px] - tolerance
+    texture = cv2.remap(
+        image,
+        pos[..., 0].astype(np.float32),
+        pos[..., 1].astype(np.float32),
+        cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    texture[~seen] = 0
+    return texture, seen

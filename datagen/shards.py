@@ -234,6 +234,18 @@ def fingerprint_of(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+def code_fingerprint() -> str:
+    """Hash of the ``datagen`` package's source: a shard written by other code is not complete.
+
+    DVC re-runs a stage when its code changes, but the output folder persists (for resuming), so
+    without this a re-run would keep shards made by the old code."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -285,9 +297,10 @@ def write_dataset(
     ]
     todo: list[int] = []
     fingerprints = []
+    code = code_fingerprint()
     for c, rng in enumerate(chunks):
         fp = fingerprint_of(
-            FORMAT_VERSION, params_fingerprint, spec.encoding, [item_keys[i] for i in rng]
+            FORMAT_VERSION, code, params_fingerprint, spec.encoding, [item_keys[i] for i in rng]
         )
         fingerprints.append(fp)
         if _shard_fingerprint(out_dir / shard_name(c)) != fp:

@@ -123,8 +123,31 @@ def test_surroundings_follow_the_silhouette():
 
 
 def test_mirror_fill_takes_unseen_texels_from_the_other_side():
-    tex = np.zeros((8, 8, 4), np.uint8)
-    tex[:, :4, :3] = 200
-    tex[:, :4, 3] = 255  # only the left half was seen
-    out = pose.mirror_fill(tex)
+    tex = np.zeros((8, 8, 3), np.uint8)
+    tex[:, :4] = 200
+    seen = np.zeros((8, 8), bool)
+    seen[:, :4] = True  # only the left half was seen
+    out = pose.mirror_fill(tex, seen, np.ones((8, 8), bool))
     assert (out[:, 4:] == 200).all()
+
+
+def test_our_texture_matches_eos_where_both_see_the_face(source):
+    import eos
+
+    fit = source.fit
+    h, w = source.image.shape[:2]
+    rgba = np.dstack([source.image, np.full((h, w), 255, np.uint8)])
+    theirs = np.asarray(eos.render.extract_texture(fit.mesh, fit.pose, rgba, 512))
+    v = np.asarray(fit.mesh.vertices, np.float64)
+    ours, seen = render.extract_texture(
+        source.image,
+        fit.project(v),
+        pose.depth(fit, v),
+        np.asarray(fit.mesh.tvi),
+        pose.texture_layout(512),
+    )
+    both = seen & (theirs[..., 3] > 0)
+    agree = (both.sum() / max(seen.sum(), 1), both.sum() / max((theirs[..., 3] > 0).sum(), 1))
+    value = psnr(ours[both], theirs[both][:, :3])
+    print(f"texture vs eos: {value:.1f} dB on {both.sum()} texels; coverage overlap {agree}")
+    assert min(agree) > 0.9 and value > 30

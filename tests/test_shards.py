@@ -171,3 +171,17 @@ def test_truncated_shard_is_redone_on_rerun(written):
     victim.write_bytes(victim.read_bytes()[:1000])
     slow_writer.write(written)
     assert verify(written) == []
+
+
+def test_shards_written_by_other_code_are_redone(tmp_path, monkeypatch):
+    from datagen import shards
+
+    out = tmp_path / "ds"
+    slow_writer.write(out)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.parquet")}
+    slow_writer.write(out)  # same code, same params: every shard is kept
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.parquet")} == before
+    monkeypatch.setattr(shards, "code_fingerprint", lambda: "changed")
+    slow_writer.write(out)
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("shard-*.parquet")}
+    assert all(after[n] != before[n] for n in before)
