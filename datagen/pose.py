@@ -80,6 +80,8 @@ def from_fit(image: np.ndarray, fit: sfm.Fit, texture_size: int = 512) -> PoseSo
     layout = texture_layout(texture_size)
     texture, seen = render.extract_texture(image, xy, z, tris, layout)
     face = face_region(fit)
+    if face.sum() < 0.01 * face.size:
+        raise sfm.FitRejected("fit outside the image", f"the mesh covers {face.sum()} pixels")
     ys, xs = np.nonzero(face)
     return PoseSource(
         image,

@@ -141,7 +141,11 @@ def process_face(item: tuple[FaceRef, dict[str, str] | None]) -> ItemResult:
         return ItemResult(rejects=[{"source": ref.face_id, **no_fit}])
     w = _worker
     fit = sfm.fit_from_record(w["fits"][ref.face_id])
-    return ItemResult(samples=pose_pairs(w["images"].all(ref), ref, fit, w["seed"], w["p"], w["d"]))
+    try:
+        pairs = pose_pairs(w["images"].all(ref), ref, fit, w["seed"], w["p"], w["d"])
+    except sfm.FitRejected as e:
+        return ItemResult(rejects=[{"source": ref.face_id, "reason": e.reason, "detail": e.detail}])
+    return ItemResult(samples=pairs)
 
 
 def fit_rejects(fits_dir: Path) -> dict[str, dict[str, str]]:

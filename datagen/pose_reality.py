@@ -88,8 +88,10 @@ def measure_person(args: tuple[str, str, float]) -> dict[str, Any]:
             out[side] = {"error": "no real view" if real is None else "no face in the real view"}
             continue
         real_yaw = m.yaw(real, real_lm)
-        rec: dict[str, Any] = {"real_yaw": real_yaw, "real_descriptor": None}
-        rec["real_descriptor"] = m.descriptor(real, real_lm).tolist()
+        rec: dict[str, Any] = {
+            "real_yaw": real_yaw,
+            "real_descriptor": m.descriptor(real, real_lm).tolist(),
+        }
         sign = 1.0 if (real_yaw or 0.0) >= 0 else -1.0
         for name, want in (("fixed", sign * fixed_yaw), ("matched", real_yaw)):
             if want is None:

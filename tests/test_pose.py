@@ -151,3 +151,12 @@ def test_our_texture_matches_eos_where_both_see_the_face(source):
     value = psnr(ours[both], theirs[both][:, :3])
     print(f"texture vs eos: {value:.1f} dB on {both.sum()} texels; coverage overlap {agree}")
     assert min(agree) > 0.9 and value > 30
+
+
+def test_a_fit_that_misses_the_image_is_a_reject_not_a_crash(source):
+    fit = sfm.fit_from_record(sfm.fit_record(source.fit))
+    far = sfm.fit_record(fit)
+    far["camera"] = np.asarray(far["camera"]).copy()
+    far["camera"][:2, 3] += 10_000  # the whole face lands far outside the crop
+    with pytest.raises(sfm.FitRejected, match="fit outside the image"):
+        pose.from_fit(source.image, sfm.fit_from_record(far))
