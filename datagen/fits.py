@@ -13,13 +13,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from datagen import sfm
 from datagen.pairs import LANDMARKS, FaceRef, face_refs
 from datagen.params import check_keys
-from datagen.shards import DatasetSpec, ItemResult, fingerprint_of, image_specs, write_dataset
+from datagen.shards import (
+    DatasetSpec,
+    ItemResult,
+    fingerprint_of,
+    image_specs,
+    read_index,
+    write_dataset,
+)
 
 REASON_POOR = "poor fit"
 
@@ -62,11 +68,6 @@ def dataset_spec() -> DatasetSpec:
     )
 
 
-def eye_distance(landmarks: np.ndarray) -> float:
-    lm = np.asarray(landmarks, np.float64)
-    return float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
-
-
 def fit_face(ref: FaceRef, size: int, p: FitsParams) -> ItemResult:
     """Fit one face; a failed or poor fit becomes a reject with its reason."""
     try:
@@ -90,7 +91,7 @@ def fit_face(ref: FaceRef, size: int, p: FitsParams) -> ItemResult:
                 "face_id": ref.face_id,
                 "identity": ref.identity,
                 "split": ref.split,
-                "fit_error_iod": f.error_px / eye_distance(ref.landmarks),
+                "fit_error_iod": f.error_px / sfm.eye_distance(ref.landmarks),
                 **sfm.fit_record(f),
             }
         ]
@@ -135,8 +136,6 @@ def build_fits(
         desc="fits",
         progress=progress,
     )
-    from datagen.shards import read_index
-
     errors = read_index(Path(out_dir))["fit_error_px"]
     return {
         "faces": len(refs),
@@ -149,6 +148,4 @@ def build_fits(
 
 def load_fits(fits_dir: Path) -> dict[str, dict[str, Any]]:
     """Accepted fits by face_id, as records for ``sfm.fit_from_record``."""
-    from datagen.shards import read_index
-
     return {r["face_id"]: r for r in read_index(Path(fits_dir)).iter_rows(named=True)}

@@ -78,8 +78,9 @@ def from_fit(image: np.ndarray, fit: sfm.Fit, texture_size: int = 512) -> PoseSo
     v = np.asarray(fit.mesh.vertices, np.float64)
     xy, z, tris = fit.project(v), depth(fit, v), np.asarray(fit.mesh.tvi)
     layout = texture_layout(texture_size)
-    texture, seen = render.extract_texture(image, xy, z, tris, layout)
-    face = face_region(fit)
+    raster = render.rasterize(xy, z, tris, (w, h))
+    texture, seen = render.extract_texture(image, xy, z, tris, layout, raster=raster)
+    face = raster[0] >= 0  # the pixels the fitted mesh covers
     if face.sum() < 0.01 * face.size:
         raise sfm.FitRejected("fit outside the image", f"the mesh covers {face.sum()} pixels")
     ys, xs = np.nonzero(face)
@@ -91,14 +92,6 @@ def from_fit(image: np.ndarray, fit: sfm.Fit, texture_size: int = 512) -> PoseSo
         face,
         np.array([xs.mean(), ys.mean()]),
     )
-
-
-def face_region(fit: sfm.Fit) -> np.ndarray:
-    """Pixels the fitted mesh covers in its own image (H x W bool)."""
-    w, h = fit.image_size
-    v = np.asarray(fit.mesh.vertices, np.float64)
-    tri_id, _ = render.rasterize(fit.project(v), depth(fit, v), np.asarray(fit.mesh.tvi), (w, h))
-    return tri_id >= 0
 
 
 def yaw_rotation(degrees: float) -> np.ndarray:

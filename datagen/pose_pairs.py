@@ -96,6 +96,7 @@ def pose_pairs(
     hr, large = images["hr"], images["hr_large"]
     size, large_size = hr.shape[0], large.shape[0]
     src = pose.from_fit(large, fit, p.texture_size)
+    source_yaw = float(fit.pose.get_yaw_pitch_roll()[0])
     out = []
     for r in pose.render_yaws(src, list(p.yaws), p.supersample):
         nonfrontal = cv2.resize(r.image, (size, size), interpolation=cv2.INTER_AREA)
@@ -107,7 +108,7 @@ def pose_pairs(
             {
                 **pair_meta(ref, pair_id, s, dmeta),
                 "yaw": r.yaw,
-                "source_yaw": float(fit.pose.get_yaw_pitch_roll()[0]),
+                "source_yaw": source_yaw,
                 "fit_error_px": fit.error_px,
                 "face_coverage": float(r.face.mean()),
                 "landmarks_nonfrontal": lm.astype(np.float32),

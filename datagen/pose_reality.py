@@ -102,10 +102,11 @@ def measure_person(args: tuple[str, str, float]) -> dict[str, Any]:
                 "requested": want,
                 "estimated": m.yaw(r.image, got) if got is not None else None,
                 # when dlib finds no face in the render, its own projected landmarks stand in
-                "descriptor": m.descriptor(r.image, got if got is not None else r.landmarks),
+                "descriptor": m.descriptor(
+                    r.image, got if got is not None else r.landmarks
+                ).tolist(),
                 "detected": got is not None,
             }
-            rec[name]["descriptor"] = rec[name]["descriptor"].tolist()
         out[side] = rec
     return out
 

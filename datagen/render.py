@@ -156,16 +156,18 @@ def extract_texture(
     tris: np.ndarray,
     layout: tuple[np.ndarray, np.ndarray],
     tolerance: float = 2.0,
+    raster: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The texture map of a mesh seen in ``image``: every texel of ``layout`` (``uv_layout``)
     takes the image colour where its surface point projects (bilinear), if that point is the
-    nearest surface there (within ``tolerance`` depth units). Returns the texture (S x S x 3
+    nearest surface there (within ``tolerance`` depth units). ``raster``: the mesh's
+    ``rasterize`` in ``image``, when the caller has it already. Returns the texture (S x S x 3
     uint8) and the texels seen (S x S bool)."""
     h, w = image.shape[:2]
     tex_tri, tex_bary = layout
     pos = interpolate(xy, tris, tex_tri, tex_bary)  # S x S x 2 image pixels
     tex_z = interpolate(np.asarray(z)[:, None], tris, tex_tri, tex_bary)[..., 0]
-    img_tri, img_bary = rasterize(xy, z, tris, (w, h))
+    img_tri, img_bary = raster if raster is not None else rasterize(xy, z, tris, (w, h))
     zbuf = interpolate(np.asarray(z)[:, None], tris, img_tri, img_bary)[..., 0]
     px = np.clip(np.round(pos[..., 0]).astype(np.int64), 0, w - 1)
     py = np.clip(np.round(pos[..., 1]).astype(np.int64), 0, h - 1)

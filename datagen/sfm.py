@@ -88,6 +88,12 @@ class Fit:
         return (v @ self.camera().T)[:, :2]
 
 
+def eye_distance(landmarks: np.ndarray) -> float:
+    """Distance between the two eye centres of 68 iBUG landmarks."""
+    lm = np.asarray(landmarks, np.float64)
+    return float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+
+
 def check_landmarks(landmarks: np.ndarray) -> None:
     """Refuse landmark sets no fit can make sense of, before eos sees them."""
     lm = np.asarray(landmarks, dtype=np.float64)
@@ -98,7 +104,7 @@ def check_landmarks(landmarks: np.ndarray) -> None:
         raise FitRejected(
             "degenerate landmarks", f"points spread only {spread.min():.2f} px along one axis"
         )
-    eye_dist = np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0))
+    eye_dist = eye_distance(lm)
     if eye_dist < 4.0:
         raise FitRejected("degenerate landmarks", f"eye centres {eye_dist:.2f} px apart")
 

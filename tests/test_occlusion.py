@@ -1,5 +1,4 @@
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,12 +6,11 @@ import polars as pl
 import pytest
 import torch
 
-from datagen.faces import build_faces
 from datagen.masks import MaskFolderError, irregular_mask, square_mask
 from datagen.occlusion import build_occlusion
 from datagen.shards import ShardDataset, verify
 
-from .conftest import BUNDLED
+from .conftest import small_faces
 
 OCC = {"k": 8, "mix": {"irregular": 0.5, "square": 0.5, "folder": 0.0}}
 SHARDS = {"samples_per_shard": 16}
@@ -20,13 +18,7 @@ SHARDS = {"samples_per_shard": 16}
 
 @pytest.fixture(scope="module")
 def faces_dir(tmp_path_factory) -> Path:
-    photos = tmp_path_factory.mktemp("photos")
-    for person in ("001", "002", "003", "004", "005"):
-        for view, folder in (("03", "neutral_front"), ("08", "smiling_front")):
-            shutil.copy(BUNDLED / folder / f"{person}_{view}.jpg", photos)
-    out = tmp_path_factory.mktemp("faces")
-    build_faces(photos, out, {"test_fraction": 0.4}, SHARDS, seed=0, workers=1, progress=False)
-    return out
+    return small_faces(tmp_path_factory, ("001", "002", "003", "004", "005"), 0.4, SHARDS)
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,6 @@ import numpy as np
 import pytest
 
 from datagen import align, pose, render, sfm
-from datagen.images import load_rgb
-from datagen.landmarks import DlibLandmarker, FaceDetector
-
-from .conftest import BUNDLED
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -14,16 +10,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def aligned():
-    rgb = load_rgb(BUNDLED / "neutral_front" / "010_03.jpg", 10**8, 32)
-    lm = DlibLandmarker()(rgb, FaceDetector().detect(rgb)[0])
-    m = align.estimate_alignment(lm, 256)
-    return align.warp_crop(rgb, m, 256), align.apply_affine(lm, m)
-
-
-@pytest.fixture(scope="module")
-def source(aligned):
-    return pose.prepare(*aligned)
+def source(aligned_face):
+    return pose.prepare(*aligned_face)
 
 
 def test_render_at_the_fitted_yaw_reproduces_the_input(source):
@@ -60,8 +48,8 @@ def test_rendered_landmarks_sit_where_the_renderer_drew_their_vertices(source):
     assert np.median(gap_px) < 3 and gap_px.max() < 12
 
 
-def test_plus_40_is_the_mirror_image_of_the_mirrored_face_at_minus_40(aligned, source):
-    img, lm = aligned
+def test_plus_40_is_the_mirror_image_of_the_mirrored_face_at_minus_40(aligned_face, source):
+    img, lm = aligned_face
     flipped_img = np.ascontiguousarray(img[:, ::-1])
     flipped_lm = lm[align.IBUG68_MIRROR].copy()
     flipped_lm[:, 0] = 255 - flipped_lm[:, 0]

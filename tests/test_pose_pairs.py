@@ -1,5 +1,4 @@
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,13 +6,12 @@ import polars as pl
 import pytest
 
 from datagen import sfm
-from datagen.faces import build_faces
 from datagen.fits import FitsParams, build_fits, fit_face
 from datagen.pairs import FaceRef
 from datagen.pose_pairs import build_pose
 from datagen.shards import ShardDataset, verify
 
-from .conftest import BUNDLED
+from .conftest import small_faces
 
 SHARDS = {"samples_per_shard": 16}
 YAWS = [-55, -22, 40, 75]
@@ -21,13 +19,7 @@ YAWS = [-55, -22, 40, 75]
 
 @pytest.fixture(scope="module")
 def faces_dir(tmp_path_factory) -> Path:
-    photos = tmp_path_factory.mktemp("photos")
-    for person in ("001", "002", "003", "004"):
-        for view, folder in (("03", "neutral_front"), ("08", "smiling_front")):
-            shutil.copy(BUNDLED / folder / f"{person}_{view}.jpg", photos)
-    out = tmp_path_factory.mktemp("faces")
-    build_faces(photos, out, {"test_fraction": 0.25}, SHARDS, seed=0, workers=1, progress=False)
-    return out
+    return small_faces(tmp_path_factory, ("001", "002", "003", "004"), 0.25, SHARDS)
 
 
 @pytest.fixture(scope="module")

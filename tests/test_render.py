@@ -1,12 +1,7 @@
 import eos
 import numpy as np
-import pytest
 
-from datagen import align, render, sfm
-from datagen.images import load_rgb
-from datagen.landmarks import DlibLandmarker, FaceDetector
-
-from .conftest import BUNDLED
+from datagen import render, sfm
 
 
 def test_a_triangle_covers_the_pixels_inside_it():
@@ -33,14 +28,6 @@ def test_large_triangles_take_the_slow_path_and_agree():
     tri_id, _ = render.rasterize(xy, np.zeros(3), np.array([[0, 1, 2]]), (64, 64))
     area = 0.5 * abs((60 - 1) * (58 - 1) - (5 - 1) * (3 - 1))
     assert abs((tri_id == 0).sum() - area) < 0.05 * area
-
-
-@pytest.fixture(scope="module")
-def aligned_face():
-    rgb = load_rgb(BUNDLED / "neutral_front" / "010_03.jpg", 10**8, 32)
-    lm = DlibLandmarker()(rgb, FaceDetector().detect(rgb)[0])
-    m = align.estimate_alignment(lm, 256)
-    return align.warp_crop(rgb, m, 256), align.apply_affine(lm, m)
 
 
 def test_render_at_the_fitted_pose_reproduces_the_face(aligned_face):
