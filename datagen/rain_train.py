@@ -1,0 +1,328 @@
+"""Training RaIN (stage ``rain_train``): the style pool of non-uniformly lit faces, the training
+loop (content, style, statistics-reconstruction and KL losses; Adam) and its outputs: the
+checkpoint, dvclive loss curves and a grid of samples.
+
+The VGG encoder is fixed, so the content features of the UI faces and the statistics of the
+style images are computed once, before the loop; each step then costs one decoder pass and one
+encoder pass over the decoded images (forward and backward).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from datagen import rain, sfm
+from datagen.adain import channel_stats
+from datagen.fits import load_fits
+from datagen.images import ImageRejected, is_image_path, load_rgb
+from datagen.pairs import FaceImages, face_refs
+from datagen.seeding import sample_rng
+
+if TYPE_CHECKING:
+    from datagen.relight import RelightParams
+
+
+@dataclass
+class StylePool:
+    """NI style images (uint8 N x S x S x 3) with where each came from."""
+
+    images: np.ndarray
+    sources: list[str]
+    rejects: list[dict[str, str]]
+
+
+def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop to a square, then area/bilinear resize to ``size``."""
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = rgb[y0 : y0 + s, x0 : x0 + s]
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def folder_pool(folders: tuple[str, ...], size: int) -> StylePool:
+    """Every image under the given folders (searched recursively), centre-cropped and resized.
+    Unreadable files are recorded, not fatal; a missing folder or one with no image is."""
+    images, sources, rejects = [], [], []
+    for folder in folders:
+        root = Path(folder)
+        if not root.is_dir():
+            raise FileNotFoundError(f"rain.style_folders: {root} is not a folder")
+        paths = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p))
+        if not paths:
+            raise ValueError(f"rain.style_folders: {root} holds no images")
+        for p in paths:
+            try:
+                images.append(square_resize(load_rgb(p, 10**8, 16), size))
+                sources.append(str(p))
+            except ImageRejected as e:
+                rejects.append({"source": str(p), "reason": e.reason, "detail": e.detail})
+    return StylePool(np.stack(images), sources, rejects)
+
+
+def physical_pool(
+    faces_dir: Path,
+    fits_dir: Path,
+    size: int,
+    per_face: int,
+    relight_params: RelightParams,
+    seed: int,
+    split: str = "train",
+) -> StylePool:
+    """The built-in pool: each fitted face of ``split`` relit ``per_face`` times by Lambertian
+    shading of its fitted shape (``datagen.relight``)."""
+    from datagen.relight import relight
+
+    refs, _ = face_refs(faces_dir)
+    fits = load_fits(fits_dir)
+    reader = FaceImages(faces_dir, "hr")
+    images, sources, rejects = [], [], []
+    todo = [r for r in refs if r.split == split]
+    for ref in tqdm(todo, desc="relight style pool", leave=False):
+        if ref.face_id not in fits:
+            rejects.append({"source": ref.face_id, "reason": "no fit", "detail": ""})
+            continue
+        fit = sfm.fit_from_record(fits[ref.face_id])
+        face = square_resize(reader(ref), size)
+        for j in range(per_face):
+            rng = sample_rng(seed, "rain_train", f"{ref.face_id}/{j}")
+            images.append(relight(face, fit, rng, relight_params)[0])
+            sources.append(f"{ref.face_id}/relit{j}")
+    if not images:
+        raise ValueError(f"no fitted {split} faces in {faces_dir} to relight for the style pool")
+    return StylePool(np.stack(images), sources, rejects)
+
+
+def content_faces(faces_dir: Path, size: int, split: str = "train") -> np.ndarray:
+    refs, _ = face_refs(faces_dir)
+    reader = FaceImages(faces_dir, "hr")
+    faces = [square_resize(reader(r), size) for r in refs if r.split == split]
+    if not faces:
+        raise ValueError(f"{faces_dir} has no {split} faces to train RaIN on")
+    return np.stack(faces)
+
+
+@torch.no_grad()
+def encode_all(
+    model: rain.RaIN, images: np.ndarray, device: torch.device, batch: int = 16
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """relu4_1 of every image (200 faces at 128 px are ~100 MB) and the per-layer channel
+    statistics (relu1_1 .. relu4_1) that the style loss compares, in batches."""
+    feat4, stats = [], []
+    for i in range(0, len(images), batch):
+        x = rain.to_tensor(images[i : i + batch]).to(device)
+        feats = model.encoder(model.prepare(x))
+        feat4.append(feats[-1].cpu())
+        stats.append([tuple(t.cpu() for t in channel_stats(f)) for f in feats])
+    layers = [
+        (torch.cat([b[k][0] for b in stats]), torch.cat([b[k][1] for b in stats]))
+        for k in range(len(stats[0]))
+    ]
+    return torch.cat(feat4), layers
+
+
+def sample_grid(rows: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
+    """Images (uint8, equal sizes) laid out row by row on a white background."""
+    h, w = rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    grid = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            grid[y : y + h, x : x + w] = im
+    return grid
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")
+
+
+def train(
+    content: np.ndarray,
+    pool: StylePool,
+    p: rain.RainParams,
+    seed: int,
+    device: torch.device,
+    live: Any = None,
+    progress: bool = True,
+) -> tuple[rain.RaIN, dict[str, Any]]:
+    """Train the VAE and the decoder; returns the model (eval mode) and a summary."""
+    torch.manual_seed(seed)  # the initial weights
+    model = rain.RaIN(p.model).to(device)
+    t0 = time.perf_counter()
+    c_feat, c_layers = encode_all(model, content, device)
+    _, s_layers = encode_all(model, pool.images, device)
+    s_raw = torch.cat([s_layers[-1][0], s_layers[-1][1].log()], 1)
+    # The Caffe VGG's activations run to the hundreds; dividing each layer by its mean
+    # activation on the UI faces brings every loss term to order one, so that the weights in
+    # params mean what they say.
+    scales = tuple(float(m.mean()) for m, _ in c_layers)
+    model.stats_mean.copy_(s_raw.mean(0))
+    model.stats_std.copy_(s_raw.std(0).clamp_min(1e-3))
+    s_std = ((s_raw.to(device) - model.stats_mean) / model.stats_std).cpu()
+    encode_seconds = time.perf_counter() - t0
+
+    g = torch.Generator().manual_seed(int(sample_rng(seed, "rain_train", "loop").integers(2**62)))
+    model.train()
+    t1 = time.perf_counter()
+    vae_history = fit_vae(model, s_std, p, g, device, live, progress)
+    vae_seconds = time.perf_counter() - t1
+    model.vae.requires_grad_(False)
+    t1 = time.perf_counter()
+    history = fit_decoder(
+        model, c_feat, content, s_std, s_layers, scales, p, g, device, live, progress
+    )
+    train_seconds = time.perf_counter() - t1
+    model.eval()
+    summary = {
+        "content_faces": len(content),
+        "style_images": len(pool.images),
+        "style_rejects": len(pool.rejects),
+        "steps": p.steps,
+        "batch": p.batch,
+        "device": str(device),
+        "encode_seconds": round(encode_seconds, 2),
+        "vae_seconds": round(vae_seconds, 2),
+        "train_seconds": round(train_seconds, 2),
+        "steps_per_second": round(p.steps / max(train_seconds, 1e-9), 3),
+        "vae_losses": {k: round(v, 5) for k, v in vae_history[-1].items() if k != "step"},
+        "final_losses": {k: round(v, 5) for k, v in history[-1].items() if k != "step"},
+        "first_losses": {k: round(v, 5) for k, v in history[0].items() if k != "step"},
+    }
+    return model, summary
+
+
+class _Logger:
+    """Running means of the loss terms, reported every ``every`` steps (progress bar, dvclive)."""
+
+    def __init__(self, prefix: str, every: int, live: Any, bar: Any):
+        self.prefix, self.every, self.live, self.bar = prefix, every, live, bar
+        self.sums: dict[str, float] = {}
+        self.n = 0
+        self.history: list[dict[str, float]] = []
+
+    def add(self, step: int, terms: dict[str, float], last: bool) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+        if (step + 1) % self.every and not last:
+            return
+        mean = {k: v / self.n for k, v in self.sums.items()}
+        self.sums, self.n = {}, 0
+        self.history.append({"step": step + 1, **mean})
+        self.bar.set_postfix(total=f"{mean['total']:.3g}")
+        if self.live is not None:
+            for k, v in mean.items():
+                self.live.log_metric(f"{self.prefix}/{k}", v)
+            self.live.next_step()
+
+
+def fit_vae(
+    model: rain.RaIN,
+    s_std: torch.Tensor,
+    p: rain.RainParams,
+    g: torch.Generator,
+    device: torch.device,
+    live: Any,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Phase 1: the VAE alone on the standardised statistics of the style pool (statistics
+    reconstruction + KL). It is a small MLP, so it takes thousands of steps in seconds."""
+    opt = torch.optim.Adam(model.vae.parameters(), lr=p.vae_lr)
+    bar = tqdm(range(p.vae_steps), desc="rain_train vae", disable=not progress)
+    log = _Logger("vae", max(p.log_every, p.vae_steps // 100), live, bar)
+    for step in bar:
+        si = torch.randint(len(s_std), (p.vae_batch,), generator=g)
+        noise = torch.randn(p.vae_batch, p.model.latent, generator=g).to(device)
+        terms = rain.vae_losses(model, s_std[si].to(device), noise)
+        total = rain.weighted(terms, p.weights)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        log.add(
+            step,
+            {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())},
+            step + 1 == p.vae_steps,
+        )
+    return log.history
+
+
+def fit_decoder(
+    model: rain.RaIN,
+    c_feat: torch.Tensor,
+    content: np.ndarray,
+    s_std: torch.Tensor,
+    s_layers: list[tuple[torch.Tensor, torch.Tensor]],
+    scales: tuple[float, ...],
+    p: rain.RainParams,
+    g: torch.Generator,
+    device: torch.device,
+    live: Any,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Phase 2: the decoder, on batches of (UI face, NI style image) pairs. The AdaIN target
+    takes the statistics the (now fixed) VAE reconstructs from the style image with posterior
+    noise, i.e. the distribution sampling will draw from; the style loss compares with the
+    style image itself."""
+    opt = torch.optim.Adam(model.decoder.parameters(), lr=p.lr)
+    content_t = rain.to_tensor(content) if p.weights.pixel else None
+    bar = tqdm(range(p.steps), desc="rain_train decoder", disable=not progress)
+    log = _Logger("decoder", p.log_every, live, bar)
+    for step in bar:
+        ci = torch.randint(len(c_feat), (p.batch,), generator=g)
+        si = torch.randint(len(s_std), (p.batch,), generator=g)
+        noise = torch.randn(p.batch, p.model.latent, generator=g).to(device)
+        with torch.no_grad():
+            mu, logvar = model.vae.encode(s_std[si].to(device))
+            s_hat = model.vae.decode(mu + noise * (0.5 * logvar).exp())
+        terms = rain.decoder_losses(
+            model,
+            c_feat[ci].to(device),
+            content_t[ci].to(device) if content_t is not None else None,
+            s_hat,
+            [(m[si].to(device), s[si].to(device)) for m, s in s_layers],
+            p.weights,
+            scales,
+        )
+        total = rain.weighted(terms, p.weights)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        log.add(
+            step,
+            {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())},
+            step + 1 == p.steps,
+        )
+    return log.history
+
+
+def sample_rows(model: rain.RaIN, faces: np.ndarray, n: int, seed: int) -> list[list[np.ndarray]]:
+    """Per face: the UI face, then ``n`` relit versions (latents from ``seed``)."""
+    z = rain.latents(seed, n, model.config.latent)
+    return [[f, *rain.relight_face(model, f, z)] for f in faces]
+
+
+def stats_reconstruction_error(model: rain.RaIN, images: np.ndarray) -> float:
+    """Mean squared error of the VAE's reconstruction (posterior mean) of the standardised
+    relu4_1 statistics of ``images``; 1.0 is what predicting the pool mean scores on the pool."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        feat = encode_all(model, images, device)[0].to(device)
+        s = model.standardise(feat)
+        mu, _ = model.vae.encode(s)
+        return float(((model.vae.decode(mu) - s) ** 2).mean())
+
+
+def params_record(p: rain.RainParams) -> dict[str, Any]:
+    return asdict(p)
