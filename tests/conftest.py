@@ -55,3 +55,56 @@ def bundled_photos() -> list[Path]:
     photos = sorted(BUNDLED.rglob("*.jpg"))
     assert len(photos) == 204, "the bundled London faces are part of the repository"
     return photos
+
+
+def bundled_faces(n: int, size: int):
+    """The first ``n`` bundled neutral fronts, centre-cropped and resized (not aligned)."""
+    import numpy as np
+
+    from datagen.images import load_rgb
+    from datagen.rain_train import square_resize
+
+    paths = sorted((BUNDLED / "neutral_front").glob("*.jpg"))[:n]
+    return np.stack([square_resize(load_rgb(p, 10**8, 8), size) for p in paths])
+
+
+TINY_RAIN = {
+    "size": 64,
+    "latent": 8,
+    "hidden": 64,
+    "decoder_width": 0.125,
+    "luminance_only": True,
+    "vae_steps": 400,
+    "vae_batch": 16,
+    "steps": 4,
+    "batch": 2,
+    "log_every": 2,
+    "device": "cpu",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_rain(tmp_path_factory):
+    """A tiny RaIN (64 px, latent 8) trained for a few steps on 12 bundled faces against a
+    crude NI pool (the same faces darkened by random left-right ramps): (checkpoint folder,
+    model, pool images)."""
+    import numpy as np
+    import torch
+
+    from datagen import rain
+    from datagen import rain_train as rt
+
+    faces = bundled_faces(12, 64)
+    rng = np.random.default_rng(0)
+    ramps = []
+    for f in faces:
+        ramp = np.linspace(rng.uniform(0.1, 0.5), rng.uniform(0.6, 1.0), f.shape[1])
+        ramp = ramp[::-1] if rng.random() < 0.5 else ramp
+        ramps.append((f * ramp[None, :, None]).round().astype(np.uint8))
+    pool = rt.StylePool(np.stack(ramps), [], [])
+    p = rain.RainParams.from_params(TINY_RAIN)
+    model, summary = rt.train(faces, pool, p, 0, torch.device("cpu"), progress=False)
+    assert summary["steps"] == 4 and summary["style_images"] == 12
+    out = tmp_path_factory.mktemp("rain")
+    rain.save(model, out)
+    return out, model, pool.images
