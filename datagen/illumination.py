@@ -36,15 +36,14 @@ class IlluminationParams:
     k: int = 10
     checkpoint: str = "artifacts/rain"
     transform: bool = True
-    batch: int = 16
     device: str = "auto"
 
     @classmethod
     def from_params(cls, g: dict[str, Any]) -> IlluminationParams:
         check_keys("illumination", g, set(cls.__dataclass_fields__))
         p = cls(**{k: g[k] for k in cls.__dataclass_fields__ if k in g})
-        if p.k < 1 or p.batch < 1:
-            raise ValueError("illumination.k and illumination.batch must be >= 1")
+        if p.k < 1:
+            raise ValueError("illumination.k must be >= 1")
         return p
 
 
@@ -124,7 +123,8 @@ def illumination_pairs(ref: FaceRef) -> ItemResult:
         rng = np.random.default_rng(s)
         zs.append(rain.latent_from_rng(rng, model.config.latent))
         rngs.append((s, rng))
-    relit = rain.relight_face(model, hr, torch.from_numpy(np.stack(zs)), p.batch)
+    # one decoder batch of all k: a batch's size can change float rounding, so it is fixed by k
+    relit = rain.relight_face(model, hr, torch.from_numpy(np.stack(zs)), p.k)
     pairs = []
     for j, ((s, rng), z, ni) in enumerate(zip(rngs, zs, relit, strict=True)):
         lr, dmeta = degrade(ni, ref.landmarks, rng, w["d"], transform=p.transform)
@@ -172,7 +172,6 @@ def build_illumination(
     spec = dataset_spec(hr_size, d.lr_size, latent, shards_params.get("encoding", "delta-zstd"))
     # the checkpoint path does not change the pairs, its bytes do
     fp_params = {**asdict(p), "checkpoint": ckpt_sha}
-    fp_params.pop("batch")
     fp_params.pop("device")
     counts = write_dataset(
         out_dir,

@@ -77,6 +77,7 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -99,7 +100,6 @@ DIMS = 16  # PCA components of the style features (see the module docstring)
 NAIVE_GAMMA = (0.5, 2.5)
 NAIVE_GAIN = (0.4, 1.0)
 SAME_PERSON = 0.6  # dlib's threshold for its face descriptor
-SETS = ("rain", "naive", "physical")
 LABELS = {
     "rain": "RaIN",
     "naive": "naive (gamma, gain)",
@@ -114,14 +114,14 @@ LABELS = {
 
 
 @dataclass(frozen=True)
-class TestFace:
+class HeldOutFace:
     face_id: str
     identity: str
     image: np.ndarray  # uint8 S x S x 3, the model's size
     landmarks: np.ndarray  # 68 x 2 in that image's pixels (the faces index's)
 
 
-def test_faces(faces_dir: Path, size: int) -> list[TestFace]:
+def held_out_faces(faces_dir: Path, size: int) -> list[HeldOutFace]:
     """Every held-out face, sorted by person then face id, resized to ``size``."""
     from datagen.pairs import FaceImages, face_refs
 
@@ -131,7 +131,7 @@ def test_faces(faces_dir: Path, size: int) -> list[TestFace]:
     for r in sorted((r for r in refs if r.split == "test"), key=lambda r: (r.identity, r.face_id)):
         hr = reader(r)
         out.append(
-            TestFace(
+            HeldOutFace(
                 r.face_id, r.identity, square_resize(hr, size), r.landmarks * size / hr.shape[1]
             )
         )
@@ -159,7 +159,7 @@ def naive_relight(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     return np.clip(out + 0.5, 0, 255).astype(np.uint8), {"gamma": gamma, "gain": gain}
 
 
-def naive_set(faces: list[TestFace], k: int, seed: int) -> list[list[np.ndarray]]:
+def naive_set(faces: list[HeldOutFace], k: int, seed: int) -> list[list[np.ndarray]]:
     out = []
     for f in faces:
         rng = np.random.default_rng([seed, key_int(f"naive/{f.face_id}")])
@@ -168,16 +168,22 @@ def naive_set(faces: list[TestFace], k: int, seed: int) -> list[list[np.ndarray]
 
 
 def rain_set(
-    model: rain.RaIN, faces: list[TestFace], k: int, seed: int, batch: int = 16
+    model: rain.RaIN,
+    faces: list[HeldOutFace],
+    k: int,
+    seed: int,
+    batch: int = 16,
+    progress: bool = True,
 ) -> list[list[np.ndarray]]:
     z = rain.latents(seed, k, model.config.latent)
     return [
-        rain.relight_face(model, f.image, z, batch) for f in tqdm(faces, desc="RaIN", leave=False)
+        rain.relight_face(model, f.image, z, batch)
+        for f in tqdm(faces, desc="RaIN", leave=False, disable=not progress)
     ]
 
 
 def physical_set(
-    faces: list[TestFace], fits_dir: Path, k: int, seed: int
+    faces: list[HeldOutFace], fits_dir: Path, k: int, seed: int, progress: bool = True
 ) -> dict[str, list[np.ndarray]]:
     """Relit versions of the faces that have a fit, by face id (default ``RelightParams``)."""
     from datagen import sfm
@@ -187,7 +193,7 @@ def physical_set(
     fits = load_fits(fits_dir)
     p = RelightParams()
     out = {}
-    for f in tqdm(faces, desc="physical", leave=False):
+    for f in tqdm(faces, desc="physical", leave=False, disable=not progress):
         if f.face_id not in fits:
             continue
         fit = sfm.fit_from_record(fits[f.face_id])
@@ -266,10 +272,15 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
         return float("nan")
     ca, cb = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     diff = a.mean(0) - b.mean(0)
-    root = linalg.sqrtm(ca @ cb)
-    if not np.isfinite(root).all():  # singular product: nudge both (as pytorch-fid does)
-        eps = np.eye(len(ca)) * 1e-6
-        root = linalg.sqrtm((ca + eps) @ (cb + eps))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", linalg.LinAlgWarning)
+        root = linalg.sqrtm(ca @ cb)
+    if caught or not np.isfinite(root).all():
+        # a singular product (fewer images than dimensions): nudge both, as pytorch-fid does
+        eps = np.eye(len(ca)) * 1e-6 * max(np.trace(ca) + np.trace(cb), 1e-12) / len(ca)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", linalg.LinAlgWarning)
+            root = linalg.sqrtm((ca + eps) @ (cb + eps))
     d = diff @ diff + np.trace(ca) + np.trace(cb) - 2 * np.trace(np.real(root))
     return float(max(d, 0.0))
 
@@ -446,8 +457,8 @@ def distance_stats(d: list[float], found: int, images: int) -> dict[str, Any]:
 
 
 def identity_section(
-    measured: list[TestFace],
-    everyone: list[TestFace],
+    measured: list[HeldOutFace],
+    everyone: list[HeldOutFace],
     sets: dict[str, dict[str, list[np.ndarray]]],
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -665,8 +676,8 @@ def tables(r: dict[str, Any], markdown: bool) -> str:
         ]
         s0 = r["speed"][0]
         parts.append(
-            f"Speed: {s0['samples']} samples of one {s0['size']} px face, best of "
-            f"{s0['rounds']} rounds\n\n"
+            f"Speed: {s0['samples']} samples of one {s0['size']} px face, the best of "
+            f"{s0['rounds']} timed round(s) after a warm-up\n\n"
             + format_table(["device", "method", "batch", "images/s", "x naive"], rows, markdown)
         )
     parts.extend(f"Note: {n}" for n in r.get("notes", []))
@@ -680,79 +691,107 @@ def real_pool(folder: Path, size: int) -> StylePool:
     return folder_pool((str(folder),), size)
 
 
-def quality(
+def make_sets(
     model: rain.RaIN,
-    faces: list[TestFace],
-    everyone: list[TestFace],
-    pool: StylePool,
+    faces: list[HeldOutFace],
     fits_dir: Path | None,
     k: int,
     seed: int,
+    batch: int = 16,
+    progress: bool = True,
+) -> tuple[dict[str, dict[str, list[np.ndarray]]], list[str]]:
+    """The NI sets (RaIN, naive and, with fits, physical): per set, face id -> its k images;
+    and notes on what is missing."""
+    ids = [f.face_id for f in faces]
+    sets = {
+        "rain": dict(zip(ids, rain_set(model, faces, k, seed, batch, progress), strict=True)),
+        "naive": dict(zip(ids, naive_set(faces, k, seed), strict=True)),
+    }
+    notes = []
+    if fits_dir is None:
+        notes.append("no --fits folder: the physical set is left out")
+    else:
+        sets["physical"] = physical_set(faces, fits_dir, k, seed, progress)
+        if missing := len(faces) - len(sets["physical"]):
+            notes.append(f"{missing} test face(s) have no fit and no physical relights")
+    return sets, notes
+
+
+def by_subject(subjects: Sequence[str]) -> list[np.ndarray]:
+    """Indices of each subject's images, subjects sorted."""
+    groups = np.asarray(subjects)
+    return [np.flatnonzero(groups == s) for s in sorted(set(subjects))]
+
+
+def realism_and_diversity(
+    encoder: vgg.Encoder,
+    sets: dict[str, dict[str, list[np.ndarray]]],
+    faces: list[HeldOutFace],
+    pool: StylePool,
     dims: int,
     progress: bool = True,
-) -> dict[str, Any]:
-    """Sections realism, identity and diversity (see the module docstring)."""
-    notes = []
-    sets: dict[str, dict[str, list[np.ndarray]]] = {
-        "rain": dict(zip([f.face_id for f in faces], rain_set(model, faces, k, seed), strict=True)),
-        "naive": dict(zip([f.face_id for f in faces], naive_set(faces, k, seed), strict=True)),
-    }
-    if fits_dir is not None:
-        sets["physical"] = physical_set(faces, fits_dir, k, seed)
-        missing = len(faces) - len(sets["physical"])
-        if missing:
-            notes.append(f"{missing} test face(s) have no fit and no physical relights")
-    else:
-        notes.append("no --fits folder: the physical set is left out")
-
-    encoder = model.encoder
+) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Sections realism and diversity (see the module docstring), and notes."""
     real_lum = luminance(pool.images)
     real_raw = style_features(encoder, centre(real_lum), progress=progress)
     pca = fit_pca(real_raw, dims)
     real = measure(real_lum, real_raw, pca)
 
-    def measured_set(images: list[np.ndarray]) -> tuple[Measured, np.ndarray]:
-        lum = luminance(np.stack(images)) if images else np.zeros((0, 1, 1), np.float32)
+    def measured(images: list[np.ndarray]) -> tuple[Measured, np.ndarray]:
+        lum = luminance(np.stack(images)) if images else np.zeros((0, 8, 8), np.float32)
         return measure(lum, style_features(encoder, centre(lum), progress=progress), pca), lum
 
-    realism: dict[str, Any] = {}
+    rows: dict[str, Any] = {}
     div: dict[str, Any] = {}
     for name, by_face in sets.items():
-        flat = [im for ims in by_face.values() for im in ims]
-        m, lum = measured_set(flat)
-        realism[name] = realism_row(m, real)
-        groups, i = [], 0
-        for ims in by_face.values():
-            groups.append((m.features[i : i + len(ims)], lum[i : i + len(ims)]))
-            i += len(ims)
-        div[name] = diversity(groups)
-    m, _ = measured_set([f.image for f in faces])
-    realism["ui"] = realism_row(m, real)
+        m, lum = measured([im for ims in by_face.values() for im in ims])
+        rows[name] = realism_row(m, real)
+        ends = np.cumsum([0, *(len(ims) for ims in by_face.values())])
+        div[name] = diversity(
+            [(m.features[i:j], lum[i:j]) for i, j in zip(ends[:-1], ends[1:], strict=True)]
+        )
+    rows["ui"] = realism_row(measured([f.image for f in faces])[0], real)
 
+    notes = []
     subjects = [Path(s).parent.name for s in pool.sources]
     a, b = halves(subjects)
     if len(a) > 1 and len(b) > 1:
-        realism["real_halves"] = realism_row(subset(real, a, real_lum), subset(real, b, real_lum))
+        rows["real_halves"] = realism_row(subset(real, a, real_lum), subset(real, b, real_lum))
     else:
         notes.append("the real pool has one subject (folder): no half-vs-half row")
     div["real_subjects"] = diversity(
-        [
-            (real.features[idx], real_lum[idx])
-            for s in sorted(set(subjects))
-            for idx in [np.array([i for i, g in enumerate(subjects) if g == s])]
-        ]
+        [(real.features[idx], real_lum[idx]) for idx in by_subject(subjects)]
     )
-    ident = identity_section(faces, everyone, sets, progress)
+    realism = {
+        "real_images": len(pool.images),
+        "real_subjects": len(set(subjects)),
+        "pca": {"dims": int(pca.components.shape[0]), "explained": pca.explained},
+        "sets": rows,
+    }
+    return realism, div, notes
+
+
+def quality(
+    model: rain.RaIN,
+    faces: list[HeldOutFace],
+    everyone: list[HeldOutFace],
+    pool: StylePool,
+    fits_dir: Path | None,
+    k: int,
+    seed: int,
+    dims: int,
+    batch: int = 16,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Sections realism, identity and diversity for ``faces`` (``everyone``: all test faces,
+    the identity references), and notes."""
+    sets, notes = make_sets(model, faces, fits_dir, k, seed, batch, progress)
+    realism, div, more = realism_and_diversity(model.encoder, sets, faces, pool, dims, progress)
     return {
-        "realism": {
-            "real_images": len(pool.images),
-            "real_subjects": len(set(subjects)),
-            "pca": {"dims": int(pca.components.shape[0]), "explained": pca.explained},
-            "sets": realism,
-        },
-        "identity": ident,
+        "realism": realism,
+        "identity": identity_section(faces, everyone, sets, progress),
         "diversity": div,
-        "notes": notes,
+        "notes": notes + more,
     }
 
 
@@ -782,6 +821,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--speed-only", action="store_true", help="only the speed measurement")
     ap.add_argument("--speed-size", type=int, default=128, help="face size for --speed")
     ap.add_argument("--speed-samples", type=int, default=40, help="samples per method")
+    ap.add_argument("--speed-rounds", type=int, default=3, help="timed rounds (best counts)")
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--markdown", action="store_true", help="markdown tables")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -791,8 +831,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.perf_counter()
-    if args.k < 2 or args.limit < 0 or args.dims < 1 or args.speed_samples < 1:
-        print("--k must be >= 2, --limit >= 0, --dims and --speed-samples >= 1", file=sys.stderr)
+    if args.k < 2 or args.limit < 0 or min(args.dims, args.speed_samples, args.speed_rounds) < 1:
+        print(
+            "--k must be >= 2, --limit >= 0, --dims, --speed-samples and --speed-rounds >= 1",
+            file=sys.stderr,
+        )
         return 2
     real_dir = Path(args.real)
     if not args.speed_only and not real_dir.is_dir():
@@ -806,7 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = not args.no_progress
     try:
         model = rain.load(args.checkpoint, rain.pick_device(args.device))
-        everyone = test_faces(Path(args.faces), model.config.size)
+        everyone = held_out_faces(Path(args.faces), model.config.size)
     except (rain.CheckpointError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"rain_quality: {e}", file=sys.stderr)
         return 2
@@ -842,7 +885,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
         t = time.perf_counter()
-        q = quality(model, faces, everyone, pool, fits, args.k, args.seed, args.dims, progress)
+        q = quality(
+            model, faces, everyone, pool, fits, args.k, args.seed, args.dims, args.batch, progress
+        )
         result["notes"].extend(q.pop("notes"))
         result.update(q)
         timings["quality"] = time.perf_counter() - t
@@ -855,7 +900,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["speed"] = []
         for dev in devices:
             m = rain.load(args.checkpoint, dev)
-            result["speed"].append(sampling_speed(m, face, args.speed_samples))
+            result["speed"].append(
+                sampling_speed(m, face, args.speed_samples, rounds=args.speed_rounds)
+            )
         timings["speed"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     result["seconds"] = timings

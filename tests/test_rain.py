@@ -116,7 +116,7 @@ def test_cli_writes_n_distinct_images_of_the_input_size_and_a_grid(tiny_rain, tm
 
     again = tmp_path / "y"
     run_cli("--checkpoint", str(folder), "--input", str(photo()), "--n", "4", "--seed", "1",
-            "--out", str(again), "--batch", "3")  # fmt: skip
+            "--out", str(again))  # fmt: skip
     for f in files:
         assert (again / f.name).read_bytes() == f.read_bytes()
 
