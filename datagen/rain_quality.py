@@ -1,6 +1,9 @@
 """How good are RaIN's relit faces? Realism, identity, diversity and speed on held-out faces.
 
-``python -m datagen.rain_quality --markdown --json rain_quality.json [--speed]``
+``python -m datagen.rain_quality --markdown --json rain_quality.json [--grid grid.png] [--speed]``
+(``--speed-only`` for the speed table alone; ``--help`` for every option). The JSON holds every
+figure below plus the configuration (checkpoint path, SHA-256 and metadata, k, seed, ...);
+``--grid`` writes a picture of the first faces' samples, to see what the figures describe.
 
 Every held-out (``split == test``) face of ``--faces`` (the first ``--limit`` of them, sorted by
 person) is resized to the checkpoint's training size and turned into four sets of images:
@@ -74,6 +77,8 @@ rounds (the machine may be shared); ``x naive`` is the ratio to the naive loop's
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import json
 import sys
 import time
@@ -91,7 +96,7 @@ from tqdm import tqdm
 
 from datagen import rain, vgg
 from datagen.adain import channel_stats
-from datagen.rain_train import StylePool, folder_pool, square_resize
+from datagen.rain_train import StylePool, folder_pool, sample_grid, square_resize, write_png
 from datagen.seeding import key_int
 from datagen.tables import format_table
 
@@ -792,7 +797,24 @@ def quality(
         "identity": identity_section(faces, everyone, sets, progress),
         "diversity": div,
         "notes": notes + more,
+        "sets": sets,
     }
+
+
+def grid_rows(
+    faces: list[HeldOutFace], sets: dict[str, dict[str, list[np.ndarray]]], per_set: int = 4
+) -> list[list[np.ndarray]]:
+    """Per face: the UI face, then up to ``per_set`` images of each set (a blank where a set
+    has fewer, so that the columns line up)."""
+    blank = np.full_like(faces[0].image, 255)
+    rows = []
+    for f in faces:
+        row = [f.image]
+        for by_face in sets.values():
+            ims = by_face.get(f.face_id, [])[:per_set]
+            row += [*ims, *[blank] * (per_set - len(ims))]
+        rows.append(row)
+    return rows
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -823,6 +845,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--speed-samples", type=int, default=40, help="samples per method")
     ap.add_argument("--speed-rounds", type=int, default=3, help="timed rounds (best counts)")
     ap.add_argument("--json", help="write every figure here")
+    ap.add_argument(
+        "--grid",
+        help="write a PNG here: per face (the first --grid-faces), the UI face, then its first "
+        "RaIN, naive and physical samples (up to 4 each)",
+    )
+    ap.add_argument("--grid-faces", type=int, default=6, help="faces in --grid (default 6)")
     ap.add_argument("--markdown", action="store_true", help="markdown tables")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap.parse_args(argv)
@@ -848,7 +876,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     progress = not args.no_progress
     try:
-        model = rain.load(args.checkpoint, rain.pick_device(args.device))
+        checkpoint = rain.checkpoint_file(args.checkpoint)
+        sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+        model = rain.load(checkpoint, rain.pick_device(args.device))
         everyone = held_out_faces(Path(args.faces), model.config.size)
     except (rain.CheckpointError, ValueError, FileNotFoundError, RuntimeError) as e:
         print(f"rain_quality: {e}", file=sys.stderr)
@@ -856,7 +886,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     faces = everyone[: args.limit or None]
     result: dict[str, Any] = {
         "config": {
-            "checkpoint": str(rain.checkpoint_file(args.checkpoint)),
+            "checkpoint": str(checkpoint),
+            "checkpoint_sha256": sha,
+            "checkpoint_metadata": rain.checkpoint_metadata(checkpoint),
             "model": asdict(model.config),
             "faces": args.faces,
             "test_faces": len(faces),
@@ -889,7 +921,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             model, faces, everyone, pool, fits, args.k, args.seed, args.dims, args.batch, progress
         )
         result["notes"].extend(q.pop("notes"))
+        sets = q.pop("sets")
         result.update(q)
+        if args.grid and args.grid_faces > 0:
+            write_png(Path(args.grid), sample_grid(grid_rows(faces[: args.grid_faces], sets)))
+            result["grid"] = {"path": args.grid, "columns": ["ui", *(f"{n} x4" for n in sets)]}
         timings["quality"] = time.perf_counter() - t
     if args.speed or args.speed_only:
         t = time.perf_counter()
@@ -899,7 +935,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         result["speed"] = []
         for dev in devices:
-            m = rain.load(args.checkpoint, dev)
+            # the model already loaded (the checkpoint file may have changed since)
+            m = model if next(model.parameters()).device == dev else copy.deepcopy(model).to(dev)
             result["speed"].append(
                 sampling_speed(m, face, args.speed_samples, rounds=args.speed_rounds)
             )

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -141,6 +142,7 @@ def test_halves_split_by_subject():
     groups = ["s2", "s1", "s2", "s3", "s1"]
     assert {groups[i] for i in a}.isdisjoint({groups[i] for i in b})
     assert sorted([*a, *b]) == list(range(5))
+    assert [i.tolist() for i in rq.by_subject(groups)] == [[1, 4], [0, 2], [3]]
 
 
 def test_speed_rates_are_positive_for_the_tiny_model(tiny_rain):
@@ -160,12 +162,16 @@ def test_end_to_end_writes_every_section(
         "--checkpoint", str(folder), "--faces", str(faces_dir), "--fits", str(fits_dir),
         "--real", str(real_dir), "--limit", "2", "--k", "2", "--dims", "4", "--speed",
         "--speed-size", "32", "--speed-samples", "2",
-        "--speed-rounds", "1", "--json", str(out), "--markdown",
+        "--speed-rounds", "1", "--grid", str(tmp_path / "grid.png"), "--json", str(out), "--markdown",
         "--no-progress",
     ]  # fmt: skip
     assert rq.main(argv) == 0
     r = json.loads(out.read_text())
     assert r["config"]["test_faces"] == 2 and r["config"]["all_test_faces"] == 4
+    assert r["config"]["checkpoint_metadata"]["config"]["size"] == 64
+    assert len(r["config"]["checkpoint_sha256"]) == 64
+    # two faces; UI + 4 columns for each of the three sets, 64 px cells with 2 px gaps
+    assert cv2.imread(str(tmp_path / "grid.png")).shape == (2 + 2 * 66, 2 + 13 * 66, 3)
     sets = r["realism"]["sets"]
     assert set(sets) == {"rain", "naive", "physical", "ui", "real_halves"}
     assert sets["rain"]["images"] == 4 and sets["ui"]["images"] == 2
