@@ -4,7 +4,6 @@ the same split (CPGAN's external guided face)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +82,12 @@ _worker: dict[str, Any] = {}
 
 
 def init_worker(
-    faces_dir: str, checkpoint: str, p: dict[str, Any], d: dict[str, Any], seed: int
+    faces_dir: str,
+    checkpoint: str,
+    checkpoint_sha: str,
+    p: dict[str, Any],
+    d: dict[str, Any],
+    seed: int,
 ) -> None:
     params = IlluminationParams(**p)
     model = rain.load(checkpoint, rain.pick_device(params.device))
@@ -95,7 +99,7 @@ def init_worker(
         p=params,
         d=DegradeParams(**d),
         seed=seed,
-        checkpoint_sha=sha256_file(rain.checkpoint_file(checkpoint))[:16],
+        checkpoint_sha=checkpoint_sha[:16],
     )
 
 
@@ -161,12 +165,10 @@ def build_illumination(
     d = DegradeParams.from_params(degrade_params)
     ckpt = rain.checkpoint_file(p.checkpoint)
     ckpt_sha = sha256_file(ckpt)
-    latent = rain.load(ckpt).config.latent
+    latent = rain.checkpoint_metadata(ckpt)["config"]["latent"]
     refs, keys = face_refs(Path(faces_dir))
     # every face's guide is drawn among its split, so the whole face list is part of the key
-    faces_key = hashlib.sha256(
-        repr(sorted((*k, r.split) for r, k in zip(refs, keys, strict=True))).encode()
-    ).hexdigest()
+    faces_key = sorted((*k, r.split) for r, k in zip(refs, keys, strict=True))
     specs = image_specs(faces_dir)
     hr_size = specs["hr"].shape[0]
     spec = dataset_spec(hr_size, d.lr_size, latent, shards_params.get("encoding", "delta-zstd"))
@@ -183,7 +185,7 @@ def build_illumination(
         items_per_shard=max(1, int(shards_params.get("samples_per_shard", 1024)) // p.k),
         workers=1,
         initializer=init_worker,
-        initargs=(str(faces_dir), str(ckpt), asdict(p), asdict(d), seed),
+        initargs=(str(faces_dir), str(ckpt), ckpt_sha, asdict(p), asdict(d), seed),
         desc="illumination",
         progress=progress,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -102,3 +103,35 @@ def load_rgb(path: Path, max_pixels: int, min_side: int) -> np.ndarray:
             return _to_rgb8(im)
         except (OSError, ValueError, SyntaxError, EOFError) as e:
             raise ImageRejected("unreadable", f"corrupt or truncated image data ({e})") from e
+
+
+def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Centre crop to a square, then area (shrinking) or bilinear (enlarging) resize to ``size``."""
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    y0, x0 = (h - s) // 2, (w - s) // 2
+    crop = rgb[y0 : y0 + s, x0 : x0 + s]
+    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
+    return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def tile_grid(rows: list[list[np.ndarray]], pad: int = 2, border: bool = True) -> np.ndarray:
+    """Images (uint8 RGB, equal sizes) laid out row by row on white, ``pad`` pixels apart; with
+    ``border`` also ``pad`` pixels before the first row and column."""
+    h, w = rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    lead = pad if border else 0
+    grid = np.full((len(rows) * (h + pad) + lead, cols * (w + pad) + lead, 3), 255, np.uint8)
+    for i, row in enumerate(rows):
+        for j, im in enumerate(row):
+            y, x = lead + i * (h + pad), lead + j * (w + pad)
+            grid[y : y + h, x : x + w] = im
+    return grid
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    """Write an RGB uint8 image as PNG (folders made as needed); an error if nothing was written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"could not write {path}")

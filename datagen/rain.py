@@ -147,6 +147,14 @@ class StatsVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.dec(z)
 
+    def forward(
+        self, s: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction of ``s`` through a posterior sample (reparameterised with ``noise``),
+        and the posterior's mean and log variance."""
+        mu, logvar = self.encode(s)
+        return self.decode(mu + noise * (0.5 * logvar).exp()), mu, logvar
+
 
 def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3)]
@@ -177,6 +185,12 @@ class Decoder(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         return self.net(feat)
+
+
+def raw_stats(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Channel means and log deviations side by side: the vector the VAE models (before
+    standardisation); the log keeps decoded deviations positive."""
+    return torch.cat([mean, std.log()], 1)
 
 
 def to_luma(rgb: torch.Tensor) -> torch.Tensor:
@@ -222,8 +236,7 @@ class RaIN(nn.Module):
 
     def standardise(self, feat: torch.Tensor) -> torch.Tensor:
         """relu4_1 features -> standardised style vector (means, log deviations)."""
-        mean, std = channel_stats(feat)
-        return (torch.cat([mean, std.log()], 1) - self.stats_mean) / self.stats_std
+        return (raw_stats(*channel_stats(feat)) - self.stats_mean) / self.stats_std
 
     def unstandardise(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw = s * self.stats_std + self.stats_mean
@@ -258,8 +271,7 @@ def weighted(losses: dict[str, torch.Tensor], w: LossWeights) -> torch.Tensor:
 def vae_losses(model: RaIN, s: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
     """The statistics-reconstruction and KL terms for standardised style vectors ``s`` and the
     reparameterisation ``noise``."""
-    mu, logvar = model.vae.encode(s)
-    s_hat = model.vae.decode(mu + noise * (0.5 * logvar).exp())
+    s_hat, mu, logvar = model.vae(s, noise)
     kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
     return {"stats": F.mse_loss(s_hat, s), "kl": kl}
 

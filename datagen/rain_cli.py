@@ -158,7 +158,7 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
 
 
 def sample(args: argparse.Namespace) -> int:
-    from datagen.rain_train import sample_grid, write_png
+    from datagen.images import tile_grid, write_png
 
     if args.batch < 1:
         raise UsageError("--batch must be at least 1")
@@ -189,7 +189,7 @@ def sample(args: argparse.Namespace) -> int:
         if len(rows) < GRID_ROWS:
             rows.append([thumbnail(rgb), *(thumbnail(im) for im in relit)])
     if not args.no_grid:
-        write_png(out / "grid.png", sample_grid(rows))
+        write_png(out / "grid.png", tile_grid(rows))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     print(
         f"wrote {len(manifest)} images ({len(inputs)} input(s) x {len(z)} latents) "

@@ -96,7 +96,8 @@ from tqdm import tqdm
 
 from datagen import rain, vgg
 from datagen.adain import channel_stats
-from datagen.rain_train import StylePool, folder_pool, sample_grid, square_resize, write_png
+from datagen.images import square_resize, tile_grid, write_png
+from datagen.rain_train import StylePool, folder_pool
 from datagen.seeding import key_int
 from datagen.tables import format_table
 
@@ -214,23 +215,6 @@ def physical_set(
 # ---------------------------------------------------------------- features and distances
 
 
-@torch.no_grad()
-def early_features(encoder: vgg.Encoder, rgb: torch.Tensor, n: int = 2) -> list[torch.Tensor]:
-    """The first ``n`` of the encoder's style layers (relu1_1, relu2_1, ...) without running the
-    rest: ``encoder(rgb)[:n]``, for a fraction of the cost."""
-    x = vgg.normalise(rgb)
-    feats: list[torch.Tensor] = []
-    for name, layer in zip(encoder.names, encoder.layers, strict=True):
-        x = layer(x)
-        if name != "pool":
-            x = torch.relu(x)
-            if name in vgg.STYLE_LAYERS:
-                feats.append(x)
-                if len(feats) == n:
-                    break
-    return feats
-
-
 def style_features(
     encoder: vgg.Encoder, lum: np.ndarray, batch: int = 32, progress: bool = True
 ) -> np.ndarray:
@@ -242,7 +226,8 @@ def style_features(
         range(0, len(lum), batch), desc="VGG features", leave=False, disable=not progress
     ):
         x = torch.from_numpy(np.ascontiguousarray(lum[i : i + batch], np.float32)).to(device)
-        feats = early_features(encoder, x[:, None].expand(-1, 3, -1, -1))
+        with torch.no_grad():
+            feats = encoder(x[:, None].expand(-1, 3, -1, -1), layers=2)
         out.append(torch.cat([torch.cat(channel_stats(f), 1) for f in feats], 1).cpu().numpy())
     return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 384))
 
@@ -924,7 +909,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sets = q.pop("sets")
         result.update(q)
         if args.grid and args.grid_faces > 0:
-            write_png(Path(args.grid), sample_grid(grid_rows(faces[: args.grid_faces], sets)))
+            write_png(Path(args.grid), tile_grid(grid_rows(faces[: args.grid_faces], sets)))
             result["grid"] = {"path": args.grid, "columns": ["ui", *(f"{n} x4" for n in sets)]}
         timings["quality"] = time.perf_counter() - t
     if args.speed or args.speed_only:

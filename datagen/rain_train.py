@@ -10,11 +10,10 @@ encoder pass over the decoded images (forward and backward).
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -22,7 +21,7 @@ from tqdm import tqdm
 from datagen import rain, sfm
 from datagen.adain import channel_stats
 from datagen.fits import load_fits
-from datagen.images import ImageRejected, is_image_path, load_rgb
+from datagen.images import ImageRejected, is_image_path, load_rgb, square_resize
 from datagen.pairs import FaceImages, face_refs
 from datagen.seeding import sample_rng
 
@@ -37,16 +36,6 @@ class StylePool:
     images: np.ndarray
     sources: list[str]
     rejects: list[dict[str, str]]
-
-
-def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Centre crop to a square, then area/bilinear resize to ``size``."""
-    h, w = rgb.shape[:2]
-    s = min(h, w)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    crop = rgb[y0 : y0 + s, x0 : x0 + s]
-    interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
-    return cv2.resize(crop, (size, size), interpolation=interp)
 
 
 def folder_pool(folders: tuple[str, ...], size: int) -> StylePool:
@@ -130,24 +119,6 @@ def encode_all(
     return torch.cat(feat4), layers
 
 
-def sample_grid(rows: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
-    """Images (uint8, equal sizes) laid out row by row on a white background."""
-    h, w = rows[0][0].shape[:2]
-    cols = max(len(r) for r in rows)
-    grid = np.full((len(rows) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
-    for i, row in enumerate(rows):
-        for j, im in enumerate(row):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
-            grid[y : y + h, x : x + w] = im
-    return grid
-
-
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
-
-
 def train(
     content: np.ndarray,
     pool: StylePool,
@@ -163,7 +134,7 @@ def train(
     t0 = time.perf_counter()
     c_feat, c_layers = encode_all(model, content, device)
     _, s_layers = encode_all(model, pool.images, device)
-    s_raw = torch.cat([s_layers[-1][0], s_layers[-1][1].log()], 1)
+    s_raw = rain.raw_stats(*s_layers[-1])
     # The Caffe VGG's activations run to the hundreds; dividing each layer by its mean
     # activation on the UI faces brings every loss term to order one, so that the weights in
     # params mean what they say.
@@ -229,6 +200,17 @@ class _Logger:
             self.live.next_step()
 
 
+def _optimise(
+    opt: torch.optim.Optimizer, terms: dict[str, torch.Tensor], weights: rain.LossWeights
+) -> dict[str, float]:
+    """One Adam step on the weighted sum of ``terms``; returns every term and the total."""
+    total = rain.weighted(terms, weights)
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    opt.step()
+    return {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())}
+
+
 def fit_vae(
     model: rain.RaIN,
     s_std: torch.Tensor,
@@ -247,15 +229,7 @@ def fit_vae(
         si = torch.randint(len(s_std), (p.vae_batch,), generator=g)
         noise = torch.randn(p.vae_batch, p.model.latent, generator=g).to(device)
         terms = rain.vae_losses(model, s_std[si].to(device), noise)
-        total = rain.weighted(terms, p.weights)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        log.add(
-            step,
-            {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())},
-            step + 1 == p.vae_steps,
-        )
+        log.add(step, _optimise(opt, terms, p.weights), step + 1 == p.vae_steps)
     return log.history
 
 
@@ -285,8 +259,7 @@ def fit_decoder(
         si = torch.randint(len(s_std), (p.batch,), generator=g)
         noise = torch.randn(p.batch, p.model.latent, generator=g).to(device)
         with torch.no_grad():
-            mu, logvar = model.vae.encode(s_std[si].to(device))
-            s_hat = model.vae.decode(mu + noise * (0.5 * logvar).exp())
+            s_hat = model.vae(s_std[si].to(device), noise)[0]
         terms = rain.decoder_losses(
             model,
             c_feat[ci].to(device),
@@ -296,15 +269,7 @@ def fit_decoder(
             p.weights,
             scales,
         )
-        total = rain.weighted(terms, p.weights)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        log.add(
-            step,
-            {**{k: float(v.detach()) for k, v in terms.items()}, "total": float(total.detach())},
-            step + 1 == p.steps,
-        )
+        log.add(step, _optimise(opt, terms, p.weights), step + 1 == p.steps)
     return log.history
 
 
@@ -323,7 +288,3 @@ def stats_reconstruction_error(model: rain.RaIN, images: np.ndarray) -> float:
         s = model.standardise(feat)
         mu, _ = model.vae.encode(s)
         return float(((model.vae.decode(mu) - s) ** 2).mean())
-
-
-def params_record(p: rain.RainParams) -> dict[str, Any]:
-    return asdict(p)

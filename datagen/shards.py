@@ -33,6 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from datagen.images import tile_grid, write_png
+
 FORMAT_VERSION = 1
 META_IMAGES = b"facepairs.images"
 META_FINGERPRINT = b"facepairs.fingerprint"
@@ -665,13 +667,7 @@ def contact_sheet(
                 )
         tiles.append(img)
     cols = int(np.ceil(np.sqrt(len(tiles))))
-    rows = int(np.ceil(len(tiles) / cols))
-    h, w = tiles[0].shape[:2]
-    sheet = np.full((rows * (h + 2), cols * (w + 2), 3), 255, np.uint8)
-    for k, t in enumerate(tiles):
-        r, c = divmod(k, cols)
-        sheet[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = t
-    return sheet
+    return tile_grid([tiles[i : i + cols] for i in range(0, len(tiles), cols)], border=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -711,7 +707,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cv2.imwrite(str(args.out), sheet[..., ::-1])
+    write_png(args.out, sheet)
     print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
     return 0
 

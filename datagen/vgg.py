@@ -107,13 +107,16 @@ class Encoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, rgb: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, rgb: torch.Tensor, layers: int = len(STYLE_LAYERS)) -> list[torch.Tensor]:
+        """The first ``layers`` of relu1_1, relu2_1, relu3_1, relu4_1; the network stops there."""
         x = normalise(rgb)
-        feats = []
+        feats: list[torch.Tensor] = []
         for name, layer in zip(self.names, self.layers, strict=True):
             x = layer(x)
             if name != "pool":
                 x = torch.relu(x)
                 if name in STYLE_LAYERS:
                     feats.append(x)
+                    if len(feats) == layers:
+                        break
         return feats

@@ -61,8 +61,7 @@ def bundled_faces(n: int, size: int):
     """The first ``n`` bundled neutral fronts, centre-cropped and resized (not aligned)."""
     import numpy as np
 
-    from datagen.images import load_rgb
-    from datagen.rain_train import square_resize
+    from datagen.images import load_rgb, square_resize
 
     paths = sorted((BUNDLED / "neutral_front").glob("*.jpg"))[:n]
     return np.stack([square_resize(load_rgb(p, 10**8, 8), size) for p in paths])
@@ -108,3 +107,12 @@ def tiny_rain(tmp_path_factory):
     out = tmp_path_factory.mktemp("rain")
     rain.save(model, out)
     return out, model, pool.images
+
+
+def small_fits(tmp_path_factory, faces_dir: Path, shards: dict) -> Path:
+    """The fits stage's output for a small faces dataset."""
+    from datagen.fits import build_fits
+
+    out = tmp_path_factory.mktemp("fits")
+    build_fits(faces_dir, out, {}, shards, workers=1, progress=False)
+    return out

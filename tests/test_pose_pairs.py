@@ -11,7 +11,7 @@ from datagen.pairs import FaceRef
 from datagen.pose_pairs import build_pose
 from datagen.shards import ShardDataset, verify
 
-from .conftest import small_faces
+from .conftest import small_faces, small_fits
 
 SHARDS = {"samples_per_shard": 16}
 YAWS = [-55, -22, 40, 75]
@@ -24,9 +24,7 @@ def faces_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fits_dir(faces_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fits")
-    build_fits(faces_dir, out, {}, SHARDS, workers=1, progress=False)
-    return out
+    return small_fits(tmp_path_factory, faces_dir, SHARDS)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import torch
 
 from datagen import rain
 from datagen import rain_quality as rq
-from datagen.rain_train import write_png
+from datagen.images import write_png
 
-from .conftest import bundled_faces, small_faces
+from .conftest import bundled_faces, small_faces, small_fits
 
 SHARDS = {"samples_per_shard": 16}
 
@@ -23,11 +23,7 @@ def faces_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def fits_dir(faces_dir, tmp_path_factory) -> Path:
-    from datagen.fits import build_fits
-
-    out = tmp_path_factory.mktemp("fits")
-    build_fits(faces_dir, out, {}, SHARDS, workers=1, progress=False)
-    return out
+    return small_fits(tmp_path_factory, faces_dir, SHARDS)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +54,7 @@ def real_dir(tmp_path_factory) -> Path:
 
 def test_early_features_are_the_encoders_first_layers(encoder):
     x = torch.rand(2, 3, 32, 32)
-    got, want = rq.early_features(encoder, x), encoder(x)[:2]
+    got, want = encoder(x, layers=2), encoder(x)[:2]
     assert len(got) == 2 and all(torch.allclose(a, b) for a, b in zip(got, want, strict=True))
 
 
