@@ -33,6 +33,9 @@ FEATURES = 512  # relu4_1 channels
 STATS = 2 * FEATURES
 # Rec. 601 luma, the Y that luminance-only mode relights
 LUMA = (0.299, 0.587, 0.114)
+OUTPUTS = ("image", "shading")
+# shading output: the log-gain is kept within what exposure can do (e^-5 .. e^2)
+LOG_GAIN = (-5.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,11 @@ class LossWeights:
     stats: float = 1.0  # VAE: reconstruction of the (standardised) 1024 statistics
     kl: float = 0.01  # VAE: KL divergence of the posterior from N(0, I)
     pixel: float = (
-        0.0  # optional: decoder(relu4_1(x)) = x for the UI face itself (not in the paper)
+        0.0  # optional: decoding the UI face's own features gives it back (not in the paper)
     )
+    # optional, built-in pool only: given the statistics of a physically relit version of the
+    # content face, the decoder paints that relit face (L1; not in the paper)
+    paired: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,9 @@ class ModelConfig:
     hidden: int = 512  # VAE hidden width
     decoder_width: float = 1.0  # decoder channels as a share of the mirrored VGG's (1 = paper)
     luminance_only: bool = False  # style applied to Y only; the content keeps its colour
+    # image: the decoder paints the NI face (the paper); shading: it paints a log-gain map that
+    # multiplies the UI face, so the face's detail comes from the input rather than the decoder
+    output: str = "image"
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,8 @@ class RainParams:
             raise ValueError(f"rain.size must be a multiple of 8, at least 32, not {m.size}")
         if m.latent < 1 or m.hidden < 1:
             raise ValueError("rain.latent and rain.hidden must be positive")
+        if m.output not in OUTPUTS:
+            raise ValueError(f"rain.output must be one of {OUTPUTS}, not {m.output!r}")
         if not 0 < m.decoder_width <= 4:
             raise ValueError(f"rain.decoder_width must be in (0, 4], not {m.decoder_width}")
         counts = (self.steps, self.batch, self.vae_steps, self.vae_batch, self.log_every)
@@ -245,12 +256,23 @@ class RaIN(nn.Module):
     def content(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.prepare(rgb))[-1]
 
-    def decode_stats(self, content_feat: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def target(self, content_feat: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """AdaIN of the content features to the standardised statistics ``s``."""
         mean, std = self.unstandardise(s)
-        return self.decode(adain(content_feat, mean, std))
+        return adain(content_feat, mean, std)
 
-    def decode(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.decoder(feat / self.feature_scale)
+    def log_gain(self, feat: torch.Tensor) -> torch.Tensor:
+        """Shading output: the decoder's map as a log-gain, one channel in luminance-only mode."""
+        out = self.decoder(feat / self.feature_scale)
+        out = out.mean(1, keepdim=True) if self.config.luminance_only else out
+        return out.clamp(*LOG_GAIN)
+
+    def decode(self, feat: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        """Features -> image in ``prepare``'s space (grey in luminance-only mode). ``rgb`` is the
+        UI face the features came from, which the shading output multiplies."""
+        if self.config.output == "image":
+            return self.decoder(feat / self.feature_scale)
+        return self.prepare(rgb) * self.log_gain(feat).exp()
 
     @torch.no_grad()
     def relight(
@@ -260,7 +282,11 @@ class RaIN(nn.Module):
         -> NI faces of the same size. ``content_feat`` skips the encoder (one face, many z)."""
         if content_feat is None:
             content_feat = self.content(rgb)
-        out = self.decode_stats(content_feat, self.vae.decode(z))
+        feat = self.target(content_feat, self.vae.decode(z))
+        if self.config.output == "shading":
+            # the gain multiplies R, G and B alike: chromaticity is kept, as a light's would be
+            return (rgb * self.log_gain(feat).exp()).clamp(0, 1)
+        out = self.decode(feat, rgb)
         return recolour(rgb, out) if self.config.luminance_only else out.clamp(0, 1)
 
 
@@ -291,27 +317,32 @@ def style_loss(
 def decoder_losses(
     model: RaIN,
     content_feat: torch.Tensor,
-    content_rgb: torch.Tensor | None,
+    content_rgb: torch.Tensor,
     s_hat: torch.Tensor,
     style_layer_stats: list[tuple],
     weights: LossWeights,
     scales: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0),
+    paired_rgb: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The content and style terms (and the optional pixel term) of one batch: the content
-    faces' relu4_1 features are given the VAE's statistics ``s_hat`` (standardised) and decoded;
-    the decoded faces' features are compared with the AdaIN target (content) and with the style
-    images' per-layer statistics (style). ``scales`` is each VGG layer's typical activation: the
-    feature terms are divided by its square so that every term is of order one."""
-    mean, std = model.unstandardise(s_hat)
-    target = adain(content_feat, mean, std)
-    out = model.decode(target)
+    """The content and style terms (and the optional pixel and paired terms) of one batch: the
+    content faces' relu4_1 features are given the VAE's statistics ``s_hat`` (standardised) and
+    decoded; the decoded faces' features are compared with the AdaIN target (content) and with
+    the style images' per-layer statistics (style). ``scales`` is each VGG layer's typical
+    activation: the feature terms are divided by its square so that every term is of order one.
+    ``paired_rgb``, when given, holds the style images of the batch's first rows, which are
+    relit versions of those rows' content faces: the paired term is the L1 distance to them."""
+    target = model.target(content_feat, s_hat)
+    out = model.decode(target, content_rgb)
     feats = model.encoder(out)
     terms = {
         "content": F.mse_loss(feats[-1], target) / scales[-1] ** 2,
         "style": style_loss(feats, style_layer_stats, scales),
     }
-    if weights.pixel and content_rgb is not None:
-        terms["pixel"] = F.l1_loss(model.decode(content_feat), model.prepare(content_rgb))
+    if weights.pixel:
+        own = model.decode(content_feat, content_rgb)
+        terms["pixel"] = F.l1_loss(own, model.prepare(content_rgb))
+    if weights.paired and paired_rgb is not None and len(paired_rgb):
+        terms["paired"] = F.l1_loss(out[: len(paired_rgb)], model.prepare(paired_rgb))
     return terms
 
 

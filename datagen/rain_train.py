@@ -31,11 +31,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class StylePool:
-    """NI style images (uint8 N x S x S x 3) with where each came from."""
+    """NI style images (uint8 N x S x S x 3) with where each came from. ``content_index``
+    (built-in pool only) gives, per image, the position of the face it relights among
+    ``content_faces`` of the same split: the pairs the ``paired`` loss learns from."""
 
     images: np.ndarray
     sources: list[str]
     rejects: list[dict[str, str]]
+    content_index: np.ndarray | None = None
 
 
 def folder_pool(folders: tuple[str, ...], size: int) -> StylePool:
@@ -74,9 +77,9 @@ def physical_pool(
     refs, _ = face_refs(faces_dir)
     fits = load_fits(fits_dir)
     reader = FaceImages(faces_dir, "hr")
-    images, sources, rejects = [], [], []
-    todo = [r for r in refs if r.split == split]
-    for ref in tqdm(todo, desc="relight style pool", leave=False):
+    images, sources, rejects, index = [], [], [], []
+    todo = [r for r in refs if r.split == split]  # the order content_faces uses
+    for i, ref in enumerate(tqdm(todo, desc="relight style pool", leave=False)):
         if ref.face_id not in fits:
             rejects.append({"source": ref.face_id, "reason": "no fit", "detail": ""})
             continue
@@ -86,9 +89,10 @@ def physical_pool(
             rng = sample_rng(seed, "rain_train", f"{ref.face_id}/{j}")
             images.append(relight(face, fit, rng, relight_params)[0])
             sources.append(f"{ref.face_id}/relit{j}")
+            index.append(i)
     if not images:
         raise ValueError(f"no fitted {split} faces in {faces_dir} to relight for the style pool")
-    return StylePool(np.stack(images), sources, rejects)
+    return StylePool(np.stack(images), sources, rejects, np.array(index))
 
 
 def content_faces(faces_dir: Path, size: int, split: str = "train") -> np.ndarray:
@@ -152,8 +156,21 @@ def train(
     vae_seconds = time.perf_counter() - t1
     model.vae.requires_grad_(False)
     t1 = time.perf_counter()
+    pairs = pool.content_index if p.weights.paired else None
     history = fit_decoder(
-        model, c_feat, content, s_std, s_layers, scales, p, g, device, live, progress
+        model,
+        c_feat,
+        content,
+        pool.images,
+        pairs,
+        s_std,
+        s_layers,
+        scales,
+        p,
+        g,
+        device,
+        live,
+        progress,
     )
     train_seconds = time.perf_counter() - t1
     model.eval()
@@ -161,6 +178,7 @@ def train(
         "content_faces": len(content),
         "style_images": len(pool.images),
         "style_rejects": len(pool.rejects),
+        "paired_term": pairs is not None,
         "steps": p.steps,
         "batch": p.batch,
         "device": str(device),
@@ -237,6 +255,8 @@ def fit_decoder(
     model: rain.RaIN,
     c_feat: torch.Tensor,
     content: np.ndarray,
+    style: np.ndarray,
+    pairs: np.ndarray | None,
     s_std: torch.Tensor,
     s_layers: list[tuple[torch.Tensor, torch.Tensor]],
     scales: tuple[float, ...],
@@ -249,25 +269,32 @@ def fit_decoder(
     """Phase 2: the decoder, on batches of (UI face, NI style image) pairs. The AdaIN target
     takes the statistics the (now fixed) VAE reconstructs from the style image with posterior
     noise, i.e. the distribution sampling will draw from; the style loss compares with the
-    style image itself."""
+    style image itself. With ``pairs`` (the style pool's content_index), the first half of
+    each batch takes the UI face that each style image is a relit version of, and the paired
+    term compares the decoded face with that style image."""
     opt = torch.optim.Adam(model.decoder.parameters(), lr=p.lr)
-    content_t = rain.to_tensor(content) if p.weights.pixel else None
+    content_t = rain.to_tensor(content)
+    style_t = rain.to_tensor(style) if pairs is not None else None
+    n_paired = max(1, p.batch // 2) if pairs is not None else 0
     bar = tqdm(range(p.steps), desc="rain_train decoder", disable=not progress)
     log = _Logger("decoder", p.log_every, live, bar)
     for step in bar:
         ci = torch.randint(len(c_feat), (p.batch,), generator=g)
         si = torch.randint(len(s_std), (p.batch,), generator=g)
+        if pairs is not None:
+            ci[:n_paired] = torch.from_numpy(pairs[si[:n_paired].numpy()])
         noise = torch.randn(p.batch, p.model.latent, generator=g).to(device)
         with torch.no_grad():
             s_hat = model.vae(s_std[si].to(device), noise)[0]
         terms = rain.decoder_losses(
             model,
             c_feat[ci].to(device),
-            content_t[ci].to(device) if content_t is not None else None,
+            content_t[ci].to(device),
             s_hat,
             [(m[si].to(device), s[si].to(device)) for m, s in s_layers],
             p.weights,
             scales,
+            style_t[si[:n_paired]].to(device) if style_t is not None else None,
         )
         log.add(step, _optimise(opt, terms, p.weights), step + 1 == p.steps)
     return log.history

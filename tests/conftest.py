@@ -73,6 +73,8 @@ TINY_RAIN = {
     "hidden": 64,
     "decoder_width": 0.125,
     "luminance_only": True,
+    "output": "shading",
+    "weights": {"paired": 10.0, "pixel": 10.0},
     "vae_steps": 400,
     "vae_batch": 16,
     "steps": 4,
@@ -85,8 +87,8 @@ TINY_RAIN = {
 @pytest.fixture(scope="session")
 def tiny_rain(tmp_path_factory):
     """A tiny RaIN (64 px, latent 8) trained for a few steps on 12 bundled faces against a
-    crude NI pool (the same faces darkened by random left-right ramps): (checkpoint folder,
-    model, pool images)."""
+    crude NI pool (the same faces darkened by random left-right ramps, paired with their faces):
+    (checkpoint folder, model, pool images)."""
     import numpy as np
     import torch
 
@@ -100,10 +102,11 @@ def tiny_rain(tmp_path_factory):
         ramp = np.linspace(rng.uniform(0.1, 0.5), rng.uniform(0.6, 1.0), f.shape[1])
         ramp = ramp[::-1] if rng.random() < 0.5 else ramp
         ramps.append((f * ramp[None, :, None]).round().astype(np.uint8))
-    pool = rt.StylePool(np.stack(ramps), [], [])
+    pool = rt.StylePool(np.stack(ramps), [], [], content_index=np.arange(len(faces)))
     p = rain.RainParams.from_params(TINY_RAIN)
     model, summary = rt.train(faces, pool, p, 0, torch.device("cpu"), progress=False)
-    assert summary["steps"] == 4 and summary["style_images"] == 12
+    assert summary["steps"] == 4 and summary["style_images"] == 12 and summary["paired_term"]
+    assert "paired" in summary["final_losses"]
     out = tmp_path_factory.mktemp("rain")
     rain.save(model, out)
     return out, model, pool.images

@@ -12,7 +12,23 @@ import torch
 
 from datagen import rain, rain_cli
 from datagen import rain_train as rt
-from tests.conftest import BUNDLED, bundled_faces
+from datagen.adain import channel_stats
+from tests.conftest import BUNDLED, bundled_faces, small_faces, small_fits
+
+SHARDS = {"samples_per_shard": 16}
+
+
+def tiny_model(output: str, luminance_only: bool = True) -> rain.RaIN:
+    torch.manual_seed(0)
+    config = rain.ModelConfig(64, 4, 16, 0.125, luminance_only, output)
+    return rain.RaIN(config)
+
+
+def constant_decoder(model: rain.RaIN, value: float) -> None:
+    """Make the decoder paint ``value`` everywhere, whatever its input."""
+    last = model.decoder.net[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.constant_(last.bias, value)
 
 
 def test_vae_reconstructs_its_training_statistics_better_than_chance(tiny_rain):
@@ -180,3 +196,65 @@ def test_params_are_checked():
         rain.RainParams.from_params({"size": 100})
     p = rain.RainParams.from_params({"style_folders": ["a", "b"], "weights": {"kl": 0.1}})
     assert p.style_folders == ("a", "b") and p.weights.kl == 0.1 and p.weights.style == 10.0
+
+
+def test_shading_output_multiplies_the_face_and_keeps_its_chromaticity():
+    model = tiny_model("shading")
+    constant_decoder(model, -0.5)
+    face = rain.to_tensor(bundled_faces(1, 64))
+    out = model.relight(face, torch.zeros(1, 4))
+    assert torch.allclose(out, face * np.exp(-0.5), atol=1e-6)
+    # the gain is bounded: a decoder painting 9 cannot blow the face up by e^9
+    constant_decoder(model, 9.0)
+    grey = torch.full((1, 3, 64, 64), 0.01)
+    assert torch.allclose(model.relight(grey, torch.zeros(1, 4)), grey * np.exp(rain.LOG_GAIN[1]))
+
+
+def test_image_output_paints_the_face_itself():
+    model = tiny_model("image", luminance_only=False)
+    constant_decoder(model, 0.25)
+    face = rain.to_tensor(bundled_faces(1, 64))
+    assert torch.allclose(model.relight(face, torch.zeros(1, 4)), torch.full_like(face, 0.25))
+
+
+def test_paired_term_is_zero_only_for_the_relit_face_it_pairs_with():
+    model = tiny_model("shading")
+    constant_decoder(model, -0.5)
+    face = rain.to_tensor(bundled_faces(2, 64))
+    relit, other = face * np.exp(-0.5), face.flip(0) * np.exp(-0.5)
+    with torch.no_grad():
+        feats = model.encoder(model.prepare(relit))
+        s = model.standardise(feats[-1])
+        layers = [channel_stats(f) for f in feats]
+
+        def paired(target):
+            w = rain.LossWeights(paired=1.0)
+            terms = rain.decoder_losses(
+                model, model.content(face), face, s, layers, w, paired_rgb=target
+            )
+            return terms["paired"]
+
+        assert float(paired(relit)) < 1e-6 < 0.01 < float(paired(other))
+        no_pairs = rain.decoder_losses(
+            model, model.content(face), face, s, layers, rain.LossWeights(paired=1.0)
+        )
+    assert "paired" not in no_pairs
+
+
+def test_physical_pool_pairs_each_relit_image_with_its_face(tmp_path_factory):
+    from datagen.relight import RelightParams
+
+    faces_dir = small_faces(tmp_path_factory, ("001", "002", "003"), 0.0, SHARDS)
+    fits_dir = small_fits(tmp_path_factory, faces_dir, SHARDS)
+    content = rt.content_faces(faces_dir, 64)
+    pool = rt.physical_pool(faces_dir, fits_dir, 64, 2, RelightParams(), seed=0)
+    assert len(pool.content_index) == len(pool.images) == 2 * len(content)
+
+    def edges(image):
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        e = cv2.Laplacian(cv2.GaussianBlur(grey, (3, 3), 0), cv2.CV_32F).ravel()
+        return (e - e.mean()) / e.std()
+
+    c = np.stack([edges(f) for f in content])
+    for image, i in zip(pool.images, pool.content_index, strict=True):
+        assert int(np.argmax(c @ edges(image))) == i
