@@ -64,6 +64,10 @@ class ModelConfig:
     # image: the decoder paints the NI face (the paper); shading: it paints a log-gain map that
     # multiplies the UI face, so the face's detail comes from the input rather than the decoder
     output: str = "image"
+    # a g x g grid of log-gains predicted from the target statistics by a small MLP and added,
+    # smoothly upsampled, to the decoder's map: the light's layout over the aligned face, which
+    # the convolutional decoder alone learns slowly (0: none, the paper's decoder; not in the paper)
+    layout_grid: int = 0
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,10 @@ class RainParams:
             raise ValueError("rain.latent and rain.hidden must be positive")
         if m.output not in OUTPUTS:
             raise ValueError(f"rain.output must be one of {OUTPUTS}, not {m.output!r}")
+        if not 0 <= m.layout_grid <= 32:
+            raise ValueError(f"rain.layout_grid must be in [0, 32], not {m.layout_grid}")
+        if m.layout_grid and m.output != "shading":
+            raise ValueError("rain.layout_grid needs rain.output: shading (set it to 0 for image)")
         if not 0 < m.decoder_width <= 4:
             raise ValueError(f"rain.decoder_width must be in (0, 4], not {m.decoder_width}")
         counts = (self.steps, self.batch, self.vae_steps, self.vae_batch, self.log_every)
@@ -174,10 +182,17 @@ def _conv(cin: int, cout: int, relu: bool = True) -> list[nn.Module]:
 
 class Decoder(nn.Module):
     """relu4_1 -> RGB (about [0, 1], unclipped): VGG-19's layers from block4_conv1 down, mirrored, with
-    nearest-neighbour upsampling in place of pooling and reflection padding (as AdaIN's)."""
+    nearest-neighbour upsampling in place of pooling and reflection padding (as AdaIN's).
+    ``layout_grid`` > 0 adds the coarse layout head (see ModelConfig)."""
 
-    def __init__(self, width: float = 1.0):
+    def __init__(self, width: float = 1.0, layout_grid: int = 0):
         super().__init__()
+        self.grid = layout_grid
+        self.layout = (
+            nn.Sequential(nn.Linear(STATS, 256), nn.LeakyReLU(0.2), nn.Linear(256, layout_grid**2))
+            if layout_grid
+            else None
+        )
         c256, c128, c64 = (max(8, round(c * width)) for c in (256, 128, 64))
         self.net = nn.Sequential(
             *_conv(FEATURES, c256),
@@ -194,8 +209,14 @@ class Decoder(nn.Module):
             *_conv(c64, 3, relu=False),
         )
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        return self.net(feat)
+    def forward(self, feat: torch.Tensor, s: torch.Tensor | None = None) -> torch.Tensor:
+        """``feat`` scaled to order one; ``s``, the layout head's input: the standardised
+        statistics of ``feat`` (needed when ``layout_grid`` > 0)."""
+        out = self.net(feat)
+        if self.layout is None:
+            return out
+        grid = self.layout(s).view(-1, 1, self.grid, self.grid)
+        return out + F.interpolate(grid, size=out.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def raw_stats(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -228,7 +249,7 @@ class RaIN(nn.Module):
         super().__init__()
         self.config = config
         self.vae = StatsVAE(config.latent, config.hidden)
-        self.decoder = Decoder(config.decoder_width)
+        self.decoder = Decoder(config.decoder_width, config.layout_grid)
         self.register_buffer("stats_mean", torch.zeros(STATS))
         self.register_buffer("stats_std", torch.ones(STATS))
         # typical relu4_1 activation: the Caffe VGG's run to the hundreds, and a decoder fed
@@ -263,7 +284,9 @@ class RaIN(nn.Module):
 
     def log_gain(self, feat: torch.Tensor) -> torch.Tensor:
         """Shading output: the decoder's map as a log-gain, one channel in luminance-only mode."""
-        out = self.decoder(feat / self.feature_scale)
+        # AdaIN gave the features the target statistics exactly, so they are read back here
+        s = self.standardise(feat) if self.decoder.layout is not None else None
+        out = self.decoder(feat / self.feature_scale, s)
         out = out.mean(1, keepdim=True) if self.config.luminance_only else out
         return out.clamp(*LOG_GAIN)
 

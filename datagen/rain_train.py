@@ -270,8 +270,8 @@ def fit_decoder(
     takes the statistics the (now fixed) VAE reconstructs from the style image with posterior
     noise, i.e. the distribution sampling will draw from; the style loss compares with the
     style image itself. With ``pairs`` (the style pool's content_index), the first half of
-    each batch takes the UI face that each style image is a relit version of, and the paired
-    term compares the decoded face with that style image."""
+    each batch takes the UI face that each style image is a relit version of, the statistics
+    of the posterior mean, and the paired term compares the decoded face with that image."""
     opt = torch.optim.Adam(model.decoder.parameters(), lr=p.lr)
     content_t = rain.to_tensor(content)
     style_t = rain.to_tensor(style) if pairs is not None else None
@@ -283,9 +283,11 @@ def fit_decoder(
         si = torch.randint(len(s_std), (p.batch,), generator=g)
         if pairs is not None:
             ci[:n_paired] = torch.from_numpy(pairs[si[:n_paired].numpy()])
-        noise = torch.randn(p.batch, p.model.latent, generator=g).to(device)
+        noise = torch.randn(p.batch, p.model.latent, generator=g)
+        # paired rows decode the posterior mean: their target is that very relit face
+        noise[:n_paired] = 0
         with torch.no_grad():
-            s_hat = model.vae(s_std[si].to(device), noise)[0]
+            s_hat = model.vae(s_std[si].to(device), noise.to(device))[0]
         terms = rain.decoder_losses(
             model,
             c_feat[ci].to(device),

@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         pool_kind = "physical"
     content = rt.content_faces(Path(args.faces), size)
+    if p.weights.paired and pool.content_index is None:
+        print(
+            "rain_train: rain.weights.paired is not used: a folder pool holds no relit versions of the train faces"
+        )
     print(f"rain_train: {len(content)} UI faces, {len(pool.images)} NI style images ({pool_kind})")
 
     from dvclive import Live

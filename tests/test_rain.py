@@ -18,9 +18,9 @@ from tests.conftest import BUNDLED, bundled_faces, small_faces, small_fits
 SHARDS = {"samples_per_shard": 16}
 
 
-def tiny_model(output: str, luminance_only: bool = True) -> rain.RaIN:
+def tiny_model(output: str, luminance_only: bool = True, layout_grid: int = 0) -> rain.RaIN:
     torch.manual_seed(0)
-    config = rain.ModelConfig(64, 4, 16, 0.125, luminance_only, output)
+    config = rain.ModelConfig(64, 4, 16, 0.125, luminance_only, output, layout_grid)
     return rain.RaIN(config)
 
 
@@ -194,6 +194,10 @@ def test_params_are_checked():
         rain.RainParams.from_params({"weights": {"styel": 1}})
     with pytest.raises(ValueError, match="multiple of 8"):
         rain.RainParams.from_params({"size": 100})
+    with pytest.raises(ValueError, match="rain.output must be one of"):
+        rain.RainParams.from_params({"output": "gain"})
+    with pytest.raises(ValueError, match="layout_grid needs rain.output: shading"):
+        rain.RainParams.from_params({"output": "image", "layout_grid": 4})
     p = rain.RainParams.from_params({"style_folders": ["a", "b"], "weights": {"kl": 0.1}})
     assert p.style_folders == ("a", "b") and p.weights.kl == 0.1 and p.weights.style == 10.0
 
@@ -258,3 +262,18 @@ def test_physical_pool_pairs_each_relit_image_with_its_face(tmp_path_factory):
     c = np.stack([edges(f) for f in content])
     for image, i in zip(pool.images, pool.content_index, strict=True):
         assert int(np.argmax(c @ edges(image))) == i
+
+
+def test_layout_grid_lays_its_gains_over_the_face():
+    model = tiny_model("shading", layout_grid=2)
+    constant_decoder(model, 0.0)
+    last = model.decoder.layout[-1]
+    torch.nn.init.zeros_(last.weight)
+    with torch.no_grad():
+        last.bias.copy_(torch.tensor([-2.0, 0.0, -2.0, 0.0]))  # row-major 2 x 2: dark left
+    face = rain.to_tensor(bundled_faces(1, 64))
+    gain = model.relight(face, torch.zeros(1, 4)).sum((0, 1, 2)) / face.sum((0, 1, 2))
+    # bilinear between the cell centres (columns 16 and 48), flat outside them
+    assert torch.allclose(gain[:16], torch.tensor(np.exp(-2.0)).float(), atol=1e-4)
+    assert torch.allclose(gain[48:], torch.ones(16), atol=1e-4)
+    assert bool((gain[16:48].diff() > 0).all())
