@@ -364,7 +364,7 @@ def decoder_losses(
     if weights.pixel:
         own = model.decode(content_feat, content_rgb)
         terms["pixel"] = F.l1_loss(own, model.prepare(content_rgb))
-    if weights.paired and paired_rgb is not None and len(paired_rgb):
+    if weights.paired and paired_rgb is not None:
         terms["paired"] = F.l1_loss(out[: len(paired_rgb)], model.prepare(paired_rgb))
     return terms
 

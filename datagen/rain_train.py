@@ -40,6 +40,10 @@ class StylePool:
     rejects: list[dict[str, str]]
     content_index: np.ndarray | None = None
 
+    def pairs(self, weights: rain.LossWeights) -> np.ndarray | None:
+        """``content_index`` when the paired term is on and this pool has pairs, else None."""
+        return self.content_index if weights.paired else None
+
 
 def folder_pool(folders: tuple[str, ...], size: int) -> StylePool:
     """Every image under the given folders (searched recursively), centre-cropped and resized.
@@ -156,21 +160,8 @@ def train(
     vae_seconds = time.perf_counter() - t1
     model.vae.requires_grad_(False)
     t1 = time.perf_counter()
-    pairs = pool.content_index if p.weights.paired else None
     history = fit_decoder(
-        model,
-        c_feat,
-        content,
-        pool.images,
-        pairs,
-        s_std,
-        s_layers,
-        scales,
-        p,
-        g,
-        device,
-        live,
-        progress,
+        model, c_feat, content, pool, s_std, s_layers, scales, p, g, device, live, progress
     )
     train_seconds = time.perf_counter() - t1
     model.eval()
@@ -178,7 +169,7 @@ def train(
         "content_faces": len(content),
         "style_images": len(pool.images),
         "style_rejects": len(pool.rejects),
-        "paired_term": pairs is not None,
+        "paired_term": pool.pairs(p.weights) is not None,
         "steps": p.steps,
         "batch": p.batch,
         "device": str(device),
@@ -255,8 +246,7 @@ def fit_decoder(
     model: rain.RaIN,
     c_feat: torch.Tensor,
     content: np.ndarray,
-    style: np.ndarray,
-    pairs: np.ndarray | None,
+    pool: StylePool,
     s_std: torch.Tensor,
     s_layers: list[tuple[torch.Tensor, torch.Tensor]],
     scales: tuple[float, ...],
@@ -269,12 +259,12 @@ def fit_decoder(
     """Phase 2: the decoder, on batches of (UI face, NI style image) pairs. The AdaIN target
     takes the statistics the (now fixed) VAE reconstructs from the style image with posterior
     noise, i.e. the distribution sampling will draw from; the style loss compares with the
-    style image itself. With ``pairs`` (the style pool's content_index), the first half of
-    each batch takes the UI face that each style image is a relit version of, the statistics
-    of the posterior mean, and the paired term compares the decoded face with that image."""
+    style image itself. With the paired term and a pool that pairs its images with the content
+    faces (``content_index``), the first half of each batch takes the UI face that each style
+    image is a relit version of, the statistics of the posterior mean, and the paired term
+    compares the decoded face with that image. Images become tensors a batch at a time."""
     opt = torch.optim.Adam(model.decoder.parameters(), lr=p.lr)
-    content_t = rain.to_tensor(content)
-    style_t = rain.to_tensor(style) if pairs is not None else None
+    pairs = pool.pairs(p.weights)
     n_paired = max(1, p.batch // 2) if pairs is not None else 0
     bar = tqdm(range(p.steps), desc="rain_train decoder", disable=not progress)
     log = _Logger("decoder", p.log_every, live, bar)
@@ -291,12 +281,12 @@ def fit_decoder(
         terms = rain.decoder_losses(
             model,
             c_feat[ci].to(device),
-            content_t[ci].to(device),
+            rain.to_tensor(content[ci.numpy()]).to(device),
             s_hat,
             [(m[si].to(device), s[si].to(device)) for m, s in s_layers],
             p.weights,
             scales,
-            style_t[si[:n_paired]].to(device) if style_t is not None else None,
+            rain.to_tensor(pool.images[si[:n_paired].numpy()]).to(device) if n_paired else None,
         )
         log.add(step, _optimise(opt, terms, p.weights), step + 1 == p.steps)
     return log.history
