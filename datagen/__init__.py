@@ -1,0 +1,1 @@
+"""facepairs' data side: photos -> aligned faces -> paired degraded/clean faces, as shards."""

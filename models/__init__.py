@@ -1,0 +1,2 @@
+"""facepairs' torch side: networks, losses, training and evaluation, shared by RaIN and the
+hallucination networks."""

@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from datagen.faces import build_faces
-from datagen.params import group, load_params
+from datagen.core.params import group, load_params
+from datagen.stages.faces import build_faces
 from pipelines.metrics import write_metrics
 
 
@@ -20,15 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     params = load_params(args.params)
-    faces = group(params, "faces", ("input",))
     t0 = time.perf_counter()
     summary = build_faces(
-        Path(faces["input"]),
+        None,  # faces.input
         Path(args.out),
-        faces,
-        params.get("shards", {}),
+        group(params, "faces"),
+        group(params, "shards"),
         int(params.get("seed", 0)),
-        workers=int(faces.get("workers", 0)),
     )
     write_metrics(args.metrics, summary, t0)
 

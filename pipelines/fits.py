@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from datagen.fits import build_fits
-from datagen.params import group, load_params
+from datagen.core.params import group, load_params
+from datagen.stages.fits import build_fits
 from pipelines.metrics import write_metrics
 
 
@@ -27,8 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.faces),
         Path(args.out),
         fits,
-        params.get("shards", {}),
-        workers=int(fits.get("workers", 0)),
+        group(params, "shards"),
     )
     write_metrics(args.metrics, summary, t0)
     print(

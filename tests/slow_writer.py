@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from datagen.seeding import sample_rng
-from datagen.shards import DatasetSpec, ImageSpec, ItemResult, write_dataset
+from datagen.core.seeding import sample_rng
+from datagen.core.shards import DatasetSpec, ImageSpec, ItemResult, write_dataset
 
 SPEC = DatasetSpec(
     images={"img": ImageSpec((32, 32, 3)), "mask": ImageSpec((32, 32))},
@@ -55,6 +55,7 @@ def write(out: Path, delay: float = 0.0, workers: int = 1, encoding: str = "delt
         spec,
         keys,
         process,
+        code_module="tests.slow_writer",
         item_keys=keys,
         params_fingerprint="test",
         items_per_shard=PER_SHARD,

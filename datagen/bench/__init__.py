@@ -1,0 +1,1 @@
+"""Benchmarks (``python -m datagen.bench.<name>``); never imported by stages."""

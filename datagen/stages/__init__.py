@@ -1,0 +1,1 @@
+"""The logic of each data stage, one module per DVC stage, named as in ``dvc.yaml``."""

@@ -1,0 +1,1 @@
+"""Command-line tools for users (inspecting shards, mask statistics); never imported by stages."""

@@ -1,0 +1,1 @@
+"""Networks and their building blocks, one per file, named as in their papers."""

@@ -1,0 +1,1 @@
+"""What every training loop shares: device choice, checkpoints, the optimiser step, logging."""

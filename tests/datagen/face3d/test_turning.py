@@ -1,0 +1,153 @@
+import numpy as np
+import pytest
+
+from datagen.face import align
+from datagen.face3d import morphable, render, turning
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = ((a.astype(float) - b.astype(float)) ** 2).mean()
+    return float(10 * np.log10(255**2 / mse))
+
+
+@pytest.fixture(scope="module")
+def source(aligned_face):
+    return turning.prepare(*aligned_face)
+
+
+def test_render_at_the_fitted_yaw_reproduces_the_input(source):
+    yaw0 = float(source.fit.pose.get_yaw_pitch_roll()[0])
+    r = turning.render_yaw(source, yaw0)
+    assert r.image.shape == source.image.shape and r.face.mean() > 0.3
+    value = psnr(r.image[r.face], source.image[r.face])
+    print(f"render at the fitted yaw: PSNR {value:.1f} dB inside the face")
+    assert value > 30
+    # outside the face nothing moves when the head does not turn
+    assert np.abs(r.image[~r.face].astype(int) - source.image[~r.face]).mean() < 2
+    iod = np.linalg.norm(source.fit.landmarks[42:48].mean(0) - source.fit.landmarks[36:42].mean(0))
+    err = np.linalg.norm(r.landmarks - source.fit.landmarks, axis=1)
+    assert err[17:].mean() < 0.08 * iod  # inner points: the fit's own reprojection error
+
+
+def test_rendered_landmarks_sit_where_the_renderer_drew_their_vertices(source):
+    """At a visible landmark's pixel, the rasteriser's texture coordinate is the landmark
+    vertex's own: projection and rasterisation agree."""
+    fit = source.fit
+    yaw0 = float(fit.pose.get_yaw_pitch_roll()[0])
+    r = turning.render_yaw(source, yaw0 + 22)
+    verts = turning.turned_vertices(fit, 22)
+    tvi = np.asarray(fit.mesh.tvi)
+    tri_id, bary = render.rasterize(fit.project(verts), turning.depth(fit, verts), tvi, (256, 256))
+    uv = render.interpolate(np.asarray(fit.mesh.texcoords), tvi, tri_id, bary)
+    want = np.asarray(fit.mesh.texcoords)[source.landmark_vertices]
+    # nose, eyes and outer lips (27-59) face the camera at +22 degrees; the inner-lip points
+    # (60-67) sit where the closed lips fold into the mouth, a different surface on screen
+    px = np.round(r.landmarks[27:60]).astype(int)
+    got = uv[px[:, 1], px[:, 0]]
+    gap_px = np.linalg.norm((got - want[27:60]) * 512, axis=1)  # texture pixels (512 map)
+    print(f"landmark texel gap: median {np.median(gap_px):.1f}, max {gap_px.max():.1f}")
+    assert np.median(gap_px) < 3 and gap_px.max() < 12
+
+
+def test_plus_40_is_the_mirror_image_of_the_mirrored_face_at_minus_40(aligned_face, source):
+    img, lm = aligned_face
+    flipped_img = np.ascontiguousarray(img[:, ::-1])
+    flipped_lm = lm[align.IBUG68_MIRROR].copy()
+    flipped_lm[:, 0] = 255 - flipped_lm[:, 0]
+    mirrored = turning.prepare(flipped_img, flipped_lm)
+    a = turning.render_yaw(source, 40)
+    b = turning.render_yaw(mirrored, -40)
+    b_back = b.image[:, ::-1]
+    face = a.face & b.face[:, ::-1]
+    value = psnr(a.image[face], b_back[face])
+    back_lm = b.landmarks[align.IBUG68_MIRROR].copy()
+    back_lm[:, 0] = 255 - back_lm[:, 0]
+    iod = np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0))
+    lm_gap = np.linalg.norm(a.landmarks - back_lm, axis=1)[17:].mean() / iod
+    print(f"+40 vs mirrored -40: PSNR {value:.1f} dB in the face, landmarks {lm_gap:.3f} iod")
+    assert face.mean() > 0.25
+    assert value > 24 and lm_gap < 0.05
+    # and the turn is not a no-op: +40 and -40 of the same face differ a lot
+    c = turning.render_yaw(source, -40)
+    assert psnr(a.image[face & c.face], c.image[face & c.face]) < value - 6
+
+
+def test_turning_moves_the_nose_the_right_way(source):
+    # positive yaw: the nose points to the image's right
+    def nose_offset(lm):
+        return lm[30, 0] - (lm[39, 0] + lm[42, 0]) / 2
+
+    left, right = turning.render_yaws(source, [-40, 40])
+    assert nose_offset(left.landmarks) < -5 and nose_offset(right.landmarks) > 5
+
+
+def test_batched_render_equals_one_at_a_time(source):
+    batch = turning.render_yaws(source, [-55, 22, 75])
+    for r in batch:
+        one = turning.render_yaw(source, r.yaw)
+        assert np.array_equal(one.image, r.image) and np.array_equal(one.landmarks, r.landmarks)
+
+
+def test_from_a_cached_fit_renders_the_same(source):
+    again = turning.from_fit(
+        source.image, morphable.fit_from_record(morphable.fit_record(source.fit))
+    )
+    a, b = turning.render_yaw(source, 40), turning.render_yaw(again, 40)
+    assert np.abs(a.landmarks - b.landmarks).max() < 1e-3
+    # the camera survives to float32 precision, so eos may decide a handful of texels' visibility
+    # differently: nearly every pixel matches
+    diff = np.abs(a.image.astype(int) - b.image).max(2)
+    assert (diff <= 2).mean() > 0.99
+
+
+def test_surroundings_follow_the_silhouette():
+    """A disc shrinking to the left: what was just outside its right edge ends up just outside
+    the new right edge, and far pixels do not move."""
+    yy, xx = np.mgrid[0:128, 0:128]
+    before = (xx - 64) ** 2 + (yy - 64) ** 2 < 30**2
+    after = (xx - 54) ** 2 + (yy - 64) ** 2 < 20**2
+    mx, my = turning.surroundings_map(before, after, np.array([64.0, 64.0]), reach=32)
+    # pixel just right of the new edge (x = 75) samples just right of the old edge (x ~ 95;
+    # the outlines are smoothed round the circle, which blunts the new one's narrow side)
+    assert abs(mx[64, 75] - 95) < 3.5 and abs(my[64, 75] - 64) < 1
+    assert abs(mx[64, 127] - 127) < 3  # far away: (almost) no motion
+
+
+def test_mirror_fill_takes_unseen_texels_from_the_other_side():
+    tex = np.zeros((8, 8, 3), np.uint8)
+    tex[:, :4] = 200
+    seen = np.zeros((8, 8), bool)
+    seen[:, :4] = True  # only the left half was seen
+    out = turning.mirror_fill(tex, seen, np.ones((8, 8), bool))
+    assert (out[:, 4:] == 200).all()
+
+
+def test_our_texture_matches_eos_where_both_see_the_face(source):
+    import eos
+
+    fit = source.fit
+    h, w = source.image.shape[:2]
+    rgba = np.dstack([source.image, np.full((h, w), 255, np.uint8)])
+    theirs = np.asarray(eos.render.extract_texture(fit.mesh, fit.pose, rgba, 512))
+    v = np.asarray(fit.mesh.vertices, np.float64)
+    ours, seen = render.extract_texture(
+        source.image,
+        fit.project(v),
+        turning.depth(fit, v),
+        np.asarray(fit.mesh.tvi),
+        turning.texture_layout(512),
+    )
+    both = seen & (theirs[..., 3] > 0)
+    agree = (both.sum() / max(seen.sum(), 1), both.sum() / max((theirs[..., 3] > 0).sum(), 1))
+    value = psnr(ours[both], theirs[both][:, :3])
+    print(f"texture vs eos: {value:.1f} dB on {both.sum()} texels; coverage overlap {agree}")
+    assert min(agree) > 0.9 and value > 30
+
+
+def test_a_fit_that_misses_the_image_is_a_reject_not_a_crash(source):
+    fit = morphable.fit_from_record(morphable.fit_record(source.fit))
+    far = morphable.fit_record(fit)
+    far["camera"] = np.asarray(far["camera"]).copy()
+    far["camera"][:2, 3] += 10_000  # the whole face lands far outside the crop
+    with pytest.raises(morphable.FitRejected, match="fit outside the image"):
+        turning.from_fit(source.image, morphable.fit_from_record(far))
