@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BUNDLED, SHARED, TINY_RAIN, bundled_faces
+from tests.helpers import BUNDLED, SHARED, train_tiny_rain
 
 
 @pytest.fixture
@@ -42,23 +42,9 @@ def tiny_rain(tmp_path_factory):
     """A tiny RaIN (64 px, latent 8) trained for a few steps on 12 bundled faces against a
     crude NI pool (the same faces darkened by random left-right ramps, paired with their faces):
     (checkpoint folder, model, pool images)."""
-    import numpy as np
-    import torch
-
     from datagen import rain
-    from datagen.rain import pool as rain_pool
-    from datagen.rain import train as rt
 
-    faces = bundled_faces(12, 64)
-    rng = np.random.default_rng(0)
-    ramps = []
-    for f in faces:
-        ramp = np.linspace(rng.uniform(0.1, 0.5), rng.uniform(0.6, 1.0), f.shape[1])
-        ramp = ramp[::-1] if rng.random() < 0.5 else ramp
-        ramps.append((f * ramp[None, :, None]).round().astype(np.uint8))
-    pool = rain_pool.StylePool(np.stack(ramps), [], [], content_index=np.arange(len(faces)))
-    p = rain.RainParams.from_params(TINY_RAIN)
-    model, summary = rt.train(faces, pool, p, 0, torch.device("cpu"), progress=False)
+    model, summary, pool = train_tiny_rain()
     assert summary["steps"] == 4 and summary["style_images"] == 12 and summary["paired_term"]
     assert "paired" in summary["final_losses"]
     out = tmp_path_factory.mktemp("rain")

@@ -66,3 +66,27 @@ def small_fits(tmp_path_factory, faces_dir: Path, shards: dict) -> Path:
     out = tmp_path_factory.mktemp("fits")
     build_fits(faces_dir, out, {}, shards, workers=1, progress=False)
     return out
+
+
+def train_tiny_rain():
+    """A tiny RaIN (64 px, latent 8) trained for a few steps on 12 bundled faces against a
+    crude NI pool (the same faces darkened by random left-right ramps, paired with their faces):
+    (model, training summary, pool)."""
+    import numpy as np
+    import torch
+
+    from datagen import rain
+    from datagen.rain import pool as rain_pool
+    from datagen.rain import train as rt
+
+    faces = bundled_faces(12, 64)
+    rng = np.random.default_rng(0)
+    ramps = []
+    for f in faces:
+        ramp = np.linspace(rng.uniform(0.1, 0.5), rng.uniform(0.6, 1.0), f.shape[1])
+        ramp = ramp[::-1] if rng.random() < 0.5 else ramp
+        ramps.append((f * ramp[None, :, None]).round().astype(np.uint8))
+    pool = rain_pool.StylePool(np.stack(ramps), [], [], content_index=np.arange(len(faces)))
+    p = rain.RainParams.from_params(TINY_RAIN)
+    model, summary = rt.train(faces, pool, p, 0, torch.device("cpu"), progress=False)
+    return model, summary, pool

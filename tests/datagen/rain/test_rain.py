@@ -15,7 +15,7 @@ from datagen.rain import cli as rain_cli
 from datagen.rain import pool as rain_pool
 from datagen.rain import train as rt
 from models.archs.adain import channel_stats
-from tests.helpers import BUNDLED, bundled_faces, small_faces, small_fits
+from tests.helpers import BUNDLED, bundled_faces, small_faces, small_fits, train_tiny_rain
 
 SHARDS = {"samples_per_shard": 16}
 
@@ -60,6 +60,22 @@ def test_checkpoint_round_trip(tiny_rain, tmp_path):
     from safetensors.torch import load_file
 
     assert set(load_file(str(folder / rain.CHECKPOINT))) == set(model.state_dict())
+
+
+def test_training_twice_gives_the_same_checkpoint_bytes(tiny_rain, tmp_path):
+    import hashlib
+
+    folder, _, _ = tiny_rain
+    model, _, _ = train_tiny_rain()
+    again = rain.save(model, tmp_path, extra={"seed": 0})
+    rain.save(model, tmp_path / "b", extra={"seed": 0})
+    first = (folder / rain.CHECKPOINT).read_bytes()
+    # same params, same seed: same weights and same file (safetensors' header order fixed)
+    torch.testing.assert_close(rain.load(folder).state_dict(), model.state_dict(), rtol=0, atol=0)
+    digest = hashlib.sha256(again.read_bytes()).hexdigest()
+    assert digest == hashlib.sha256((tmp_path / "b" / rain.CHECKPOINT).read_bytes()).hexdigest()
+    rain.save(model, tmp_path / "c")
+    assert (tmp_path / "c" / rain.CHECKPOINT).read_bytes() == first
 
 
 def test_checkpoint_errors(tmp_path):
