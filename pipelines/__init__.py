@@ -1,0 +1,1 @@
+"""Thin DVC stage entry points: ``python -m pipelines.<stage>`` for each stage of dvc.yaml."""
