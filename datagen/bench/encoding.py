@@ -68,6 +68,7 @@ def write_shards(out: Path, images: list[np.ndarray], column: str, encoding: str
         spec,
         items,
         process,
+        code_module="datagen.bench.encoding",
         item_keys=[it["id"] for it in items],
         params_fingerprint=f"encoding-benchmark-{encoding}",
         items_per_shard=len(items),

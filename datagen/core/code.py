@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (or installed tree) root
@@ -41,6 +42,15 @@ def _package_inits(name: str, root: Path) -> list[str]:
 
 def imported_modules(path: Path, name: str, root: Path = ROOT) -> set[str]:
     """Project modules that the source at ``path`` (module ``name``) imports."""
+    st = path.stat()
+    return set(_imports(str(path), st.st_mtime_ns, st.st_size, name, str(root)))
+
+
+@lru_cache(maxsize=1024)
+def _imports(path_str: str, mtime_ns: int, size: int, name: str, root_str: str) -> frozenset[str]:
+    """``imported_modules``, parsed once per file version (the key holds its mtime and size):
+    a stage computes its fingerprint on every write, a benchmark many times."""
+    path, root = Path(path_str), Path(root_str)
     tree = ast.parse(path.read_text(), str(path))
     is_package = path.name == "__init__.py"
     here = name if is_package else name.rpartition(".")[0]
@@ -58,7 +68,7 @@ def imported_modules(path: Path, name: str, root: Path = ROOT) -> set[str]:
             out.add(mod)
             # ``from pkg import name``: name may be a submodule
             out.update(f"{mod}.{a.name}" for a in node.names if a.name != "*")
-    return {m for m in out if module_file(m, root) is not None}
+    return frozenset(m for m in out if module_file(m, root) is not None)
 
 
 def import_closure(name: str, root: Path = ROOT) -> tuple[Path, ...]:
