@@ -14,13 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from datagen.core.code import import_closure
+from datagen.core.code import MODULE_DATA, import_closure
 from datagen.core.params import load_params
 from datagen.core.seeding import STAGE_IDS
 from tests.helpers import REPO
-
-# Data a module reads from the repository, which the stages importing it must list as deps.
-MODULE_DATA = {"datagen/face3d/morphable.py": "datagen/assets/surrey-face-model"}
 
 
 def dvc_stages() -> dict:
@@ -65,7 +62,7 @@ def dep_paths(stage: dict) -> list[str]:
 def uncovered(module: str, deps: list[str]) -> list[str]:
     """Files in ``module``'s import closure (and data those files read) that no dep covers."""
     need = [p.relative_to(REPO).as_posix() for p in import_closure(module, REPO)]
-    need += [data for src, data in MODULE_DATA.items() if src in need]
+    need += [d for src, data in MODULE_DATA.items() if src in need for d in data]
     return [f for f in need if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)]
 
 
@@ -92,19 +89,32 @@ def test_one_name_per_stage():
     assert set(STAGE_IDS) <= set(dvc_stages()), "seed ids are keyed by stage name"
 
 
+def groups_read(name: str) -> set[str]:
+    """The param groups a stage's entry point reads (``group(params, "<name>")``), and
+    ``seed`` when it reads the seed."""
+    src = (REPO / "pipelines" / f"{name}.py").read_text()
+    out = set(re.findall(r'group\(params, "(\w+)"\)', src))
+    return out | ({"seed"} if 'params.get("seed"' in src else set())
+
+
 @pytest.mark.parametrize("name", sorted(dvc_stages()))
 def test_params_are_listed_by_key_without_run_knobs(name):
     params, classes = load_params(REPO / "params.yaml"), param_classes()
     listed = dvc_stages()[name].get("params", [])
     assert all(isinstance(k, str) for k in listed), "params are listed by key, not by file"
-    groups = {k.split(".")[0] for k in listed if "." in k}
-    for g in groups:
+    assert all("." in k or k == "seed" for k in listed), "groups are listed key by key"
+    groups = {k.split(".")[0] for k in listed}
+    assert groups == groups_read(name), (
+        f"{name} lists params of {groups}, reads {groups_read(name)}"
+    )
+    for g in groups - {"seed"}:
         run = classes[g].run_keys()
         want = {f"{g}.{k}" for k in params[g] if k not in run}
         have = {k for k in listed if k.startswith(f"{g}.")}
         assert have == want, f"{name}: {g} keys listed {sorted(have)}, expected {sorted(want)}"
     for k in listed:
-        assert k in params or k.split(".")[1] in params[k.split(".")[0]], f"{k} not in params.yaml"
+        g, _, key = k.partition(".")
+        assert (key in params[g]) if key else g in params, f"{k} not in params.yaml"
 
 
 def test_params_yaml_parses_through_every_group_and_equals_the_defaults():

@@ -1,6 +1,6 @@
 """Compare the shard image encodings against a plain folder of PNG files, on the same faces.
 
-For each of ``zstd``, ``png`` and ``raw`` shards, and for one Pillow PNG file per image, this
+For each of ``delta-zstd``, ``zstd``, ``png`` and ``raw`` shards, and for one Pillow PNG file per image, this
 reports bytes on disk, write time, and read throughput into uint8 torch tensors (random access
 and sequential), all in one process on one thread, as the median of ``--repeat`` runs::
 

@@ -19,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository (or installed tree) root
 PACKAGES = ("datagen", "models", "pipelines", "tests")
+# Data that a module reads from the tree: part of the code of every stage that imports it (and
+# a dvc.yaml dep of that stage; the tests check both).
+MODULE_DATA = {"datagen/face3d/morphable.py": ("datagen/assets/surrey-face-model",)}
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:
@@ -28,7 +31,7 @@ def module_file(name: str, root: Path = ROOT) -> Path | None:
     if parts[0] not in PACKAGES:
         return None
     base = root.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):  # a package comes first
         if candidate.is_file():
             return candidate
     return None
@@ -51,7 +54,7 @@ def _imports(path_str: str, mtime_ns: int, size: int, name: str, root_str: str) 
     """``imported_modules``, parsed once per file version (the key holds its mtime and size):
     a stage computes its fingerprint on every write, a benchmark many times."""
     path, root = Path(path_str), Path(root_str)
-    tree = ast.parse(path.read_text(), str(path))
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     is_package = path.name == "__init__.py"
     here = name if is_package else name.rpartition(".")[0]
     out: set[str] = set()
@@ -92,9 +95,22 @@ def import_closure(name: str, root: Path = ROOT) -> tuple[Path, ...]:
     return tuple(sorted(p for p in files if p is not None))
 
 
+def data_files(closure: tuple[Path, ...], root: Path = ROOT) -> list[Path]:
+    """The files of ``MODULE_DATA`` that the modules of ``closure`` read, sorted."""
+    rel = {p.relative_to(root).as_posix() for p in closure}
+    out: set[Path] = set()
+    for module, folders in MODULE_DATA.items():
+        if module in rel:
+            for folder in folders:
+                out |= {p for p in (root / folder).rglob("*") if p.is_file()}
+    return sorted(out)
+
+
 def code_fingerprint(name: str, root: Path = ROOT) -> str:
-    """SHA-256 over the paths (relative to the root) and bytes of ``import_closure(name)``."""
+    """SHA-256 over the paths (relative to the root) and bytes of ``import_closure(name)`` and
+    of the data files those modules read."""
+    closure = import_closure(name, root)
     h = hashlib.sha256()
-    for path in import_closure(name, root):
+    for path in (*closure, *data_files(closure, root)):
         h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()

@@ -25,11 +25,15 @@ import yaml
 G = TypeVar("G", bound="ParamGroup")
 
 
-class UnknownKeyError(KeyError):
-    """A key that no field of its param group knows (a misspelt knob)."""
+class ParamsKeyError(KeyError):
+    """A params.yaml key or group that is not where the code looks for it."""
 
     def __str__(self) -> str:  # KeyError's repr-quoting makes long messages unreadable
         return str(self.args[0])
+
+
+class UnknownKeyError(ParamsKeyError):
+    """A key that no field of its param group knows (a misspelt knob)."""
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
@@ -44,8 +48,12 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def group(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """One param group of a loaded ``params.yaml`` (an empty group when it is absent)."""
-    g = params.get(name) or {}
+    """One param group of a loaded ``params.yaml``; a missing group (a misspelt name, say) is
+    an error, an empty one takes every default."""
+    if name not in params:
+        groups = sorted(k for k, v in params.items() if isinstance(v, dict))
+        raise ParamsKeyError(f"params.yaml has no '{name}' group (it has {groups})")
+    g = params[name] or {}
     if not isinstance(g, dict):
         raise ValueError(f"params.yaml '{name}' must be a group of keys, not {g!r}")
     return g
@@ -147,7 +155,7 @@ def _describe(hint: Any) -> str:
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe(args[0])}"
+            return f"a list of {_PLURAL.get(args[0], _describe(args[0]))}"
         return "[lo, hi]" if len(args) == 2 else f"a list of {len(args)} values"
     if origin is dict:
         return "a mapping"
@@ -156,6 +164,9 @@ def _describe(hint: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
         hint, getattr(hint, "__name__", str(hint))
     )
+
+
+_PLURAL = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
 
 
 def _convert(value: Any, hint: Any, key: str) -> Any:
@@ -182,10 +193,13 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
                 continue
         raise bad
     if origin is tuple:
+        args = typing.get_args(hint)
+        variadic = len(args) == 2 and args[1] is Ellipsis
+        if value is None and variadic:  # `key: null` or `key:` in YAML: an empty list
+            return ()
         if not isinstance(value, list | tuple):
             raise bad
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
+        if variadic:
             return tuple(_convert(v, args[0], key) for v in value)
         if len(value) != len(args):
             raise bad
@@ -210,6 +224,12 @@ def _convert(value: Any, hint: Any, key: str) -> Any:
             return int(value)
         raise bad
     if hint is float:
+        if isinstance(value, str):
+            # PyYAML (YAML 1.1) reads 1e-4 as a string; DVC (YAML 1.2) as a number
+            try:
+                return float(value)
+            except ValueError:
+                raise bad from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
         return float(value)

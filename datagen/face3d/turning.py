@@ -1,8 +1,10 @@
 """Re-rendering an aligned face at a new yaw from its Surrey Face Model fit (VividGAN's data).
 
-A face is fitted once (``datagen.face3d.morphable.fit``), its texture taken with eos, and every target yaw
-re-renders the textured mesh turned about the head's vertical axis under the same camera. What
-lies outside the mesh (hair, ears, neck, background) follows the mesh with a smooth 2D warp.
+A face is fitted once (``datagen.face3d.morphable.fit``), its texture taken by our own
+extraction (``render.extract_texture``), and every target yaw re-renders the textured mesh turned
+about the head's vertical axis under the same camera. What lies outside the mesh (hair, ears,
+neck, background) follows the mesh's new outline with a warp along rays from the face centre
+(``surroundings_map``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,10 @@ def load(
     tensors, meta = load_tensors(file)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{file} is not a facepairs RaIN checkpoint")
-    config = ModelConfig(**json.loads(meta["config"]))
+    try:
+        config = ModelConfig.from_params(json.loads(meta["config"]), "checkpoint config")
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{file} holds a RaIN config this code cannot read: {e}") from e
     model = RaIN(config, encoder)
     try:
         model.load_state_dict(tensors)

@@ -1,5 +1,5 @@
 """Stage ``fits``: one Surrey Face Model fit per aligned face, cached for every stage that
-re-renders or relights faces (pose pairs, illumination).
+re-renders or relights faces (pairs_pose, and rain_train's built-in style pool).
 
 Fits use the landmarks of the large crop (``hr_large``, ``faces.large_size`` px), so the fit
 error is in those pixels. A row of ``data/fits/index.parquet`` rebuilds its fit with

@@ -197,4 +197,5 @@ def build_pairs_illumination(
         "shards": counts["shards"],
         "k": p.k,
         "rain_checkpoint": ckpt_sha[:16],
+        "device": str(pick_device(p.device)),
     }

@@ -64,7 +64,10 @@ def build_rain_train(
         with Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None) as live:
             model, summary = rt.train(content, pool, p, seed, device, live=live, progress=progress)
     # run knobs (device, log_every) stay out: they do not change the weights' meaning
-    rain.save(model, out, extra={"params": p.outputs(), "seed": seed, "pool": pool_kind})
+    extra: dict[str, Any] = {"params": p.outputs(), "seed": seed, "pool": pool_kind}
+    if pool_kind == "physical":
+        extra["relight"] = relight_p.outputs()
+    rain.save(model, out, extra=extra)
     rejects = out / "style_rejects.json"
     if pool.rejects:
         rejects.write_text(json.dumps(pool.rejects, indent=1))

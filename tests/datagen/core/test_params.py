@@ -46,6 +46,22 @@ def test_values_are_converted_to_their_field_types():
     assert Demo.from_params({"mode": "auto", "path": None}).mode == "auto"
 
 
+def test_yaml_spellings_are_accepted():
+    # PyYAML reads 1e-4 (no dot) as a string; a list param left empty in YAML is null
+    p = Demo.from_params({"rate": "1e-4", "names": None, "weights": {"a": "5e-4"}})
+    assert p.rate == 1e-4 and p.names == () and p.weights.a == 5e-4
+    with pytest.raises(ValueError, match=r"demo\.names must be a list of strings, not 3"):
+        Demo.from_params({"names": 3})
+
+
+def test_a_missing_group_is_an_error_naming_the_groups():
+    from datagen.core.params import group
+
+    assert group({"pose": None, "fits": {"iterations": 2}}, "pose") == {}
+    with pytest.raises(KeyError, match=r"no 'degrade' group \(it has \['fits'\]\)"):
+        group({"degrde": 1, "fits": {}}, "degrade")
+
+
 def test_unknown_keys_and_wrong_types_name_the_key():
     with pytest.raises(UnknownKeyError, match=r"'demo' group: unknown key\(s\) \['rat'\]"):
         Demo.from_params({"rat": 1})
