@@ -1,0 +1,203 @@
+"""The identity network: dlib's face-recognition ResNet (``dlib_face_recognition_resnet_model_v1``,
+shipped by the PyPI package ``face-recognition-models``) read into torch by our own parser.
+
+The papers' identity loss and identity metric use a pretrained face network's pooled features;
+none downloads here, and this one is on disk. It maps a 150x150 RGB face chip (dlib's
+``get_face_chip`` alignment, padding 0.25) to a 128-D descriptor; dlib calls two faces the same
+person when their descriptors are nearer than 0.6. In torch it is differentiable, so it serves
+as the identity loss as well as the metric.
+
+Architecture (dlib's ``dnn_face_recognition_ex.cpp``, rebuilt from the layer sequence of the
+file): a 7x7/2 convolution (32) with affine (frozen batch norm) and ReLU, 3x3/2 max pooling,
+then 14 residual units (3 x 32, 4 x 64, 3 x 128, 3 x 256, 1 x 256 channels; the first unit of
+each later level downsamples: 3x3/2 convolution, its shortcut a 2x2/2 average pooling), a global
+average pooling and a 256 -> 128 linear map without bias. dlib adds a unit's output to its
+shortcut even when their shapes differ (more channels, or a 3x3 output against a 4x4 pooled
+shortcut): both are zero-padded at the end of each dimension to the larger shape, and so here.
+
+Converted weights are cached as safetensors under ``data/cache/`` (never committed), keyed by
+the SHA-256 of the dlib file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from models.archs.dlib_format import DlibNetwork, Layer, read_network
+from models.train.checkpoints import CheckpointError, load_tensors, save_tensors
+
+DLIB_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+CACHE = Path("data/cache/dlib_face_recognition_resnet_v1.safetensors")
+CHIP_SIZE = 150  # dlib's input_rgb_image_sized<150>
+CHIP_PADDING = 0.25  # dlib's get_face_chip padding for this network
+SAME_PERSON = 0.6  # dlib's decision threshold (the loss layer's distance threshold)
+
+
+def dlib_file() -> Path:
+    """Where ``face-recognition-models`` installed the network."""
+    from datagen.face.landmarks import dlib_model_path
+
+    return dlib_model_path(DLIB_FILE)
+
+
+def add_padded(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """dlib's ``add_prev``: B x C x H x W tensors of possibly different C, H, W are zero-padded
+    at the end of each dimension to the larger size, then added."""
+    shape = [max(x, y) for x, y in zip(a.shape[1:], b.shape[1:], strict=True)]
+
+    def pad(t: torch.Tensor) -> torch.Tensor:
+        c, h, w = (s - n for s, n in zip(shape, t.shape[1:], strict=True))
+        return F.pad(t, (0, w, 0, h, 0, c)) if c or h or w else t
+
+    return pad(a) + pad(b)
+
+
+class Affine(nn.Module):
+    """dlib's ``affine_`` (batch norm frozen into a per-channel scale and shift):
+    B x C x H x W -> B x C x H x W."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(channels))
+        self.beta = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
+
+
+class ResidualUnit(nn.Module):
+    """dlib's ``ares`` / ``ares_down``: relu(add_prev(affine(conv(relu(affine(conv(x))))),
+    shortcut(x))) with the shortcut ``x`` itself, or its 2x2/2 average when the unit
+    downsamples. B x C x H x W -> B x C' x H' x W'."""
+
+    def __init__(self, c_in: int, c_out: int, down: bool):
+        super().__init__()
+        self.down = down
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, 2 if down else 1, 0 if down else 1)
+        self.affine1 = Affine(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
+        self.affine2 = Affine(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.affine2(self.conv2(F.relu(self.affine1(self.conv1(x)))))
+        shortcut = F.avg_pool2d(x, 2, 2) if self.down else x
+        return F.relu(add_padded(y, shortcut))
+
+
+class DlibFaceResNet(nn.Module):
+    """dlib's face-recognition ResNet. ``forward``: B x 3 x 150 x 150 RGB in [0, 255] (float,
+    a dlib face chip) -> B x 128 descriptors; ``descriptor_from_unit`` takes [-1, 1] images."""
+
+    UNITS = ((32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True))
+
+    def __init__(self, mean_rgb: tuple[float, float, float] = (122.782, 117.001, 104.298)):
+        super().__init__()
+        self.register_buffer("mean_rgb", torch.tensor(mean_rgb).view(1, 3, 1, 1))
+        self.conv = nn.Conv2d(3, 32, 7, 2, 0)
+        self.affine = Affine(32)
+        units, c = [], 32
+        for width, n, down in self.UNITS:
+            for i in range(n):
+                units.append(ResidualUnit(c, width, down and i == 0))
+                c = width
+        self.units = nn.Sequential(*units)
+        self.fc = nn.Linear(256, 128, bias=False)
+
+    def forward(self, chips: torch.Tensor) -> torch.Tensor:
+        # dlib's input layer: (pixel - mean colour) / 256
+        x = (chips - self.mean_rgb) / 256.0
+        x = F.max_pool2d(F.relu(self.affine(self.conv(x))), 3, 2)
+        x = self.units(x)
+        return self.fc(x.mean((2, 3)))
+
+    def descriptor_from_unit(self, chips: torch.Tensor) -> torch.Tensor:
+        """B x 3 x 150 x 150 RGB chips in [-1, 1] (the networks' range) -> B x 128."""
+        return self((chips + 1.0) * 127.5)
+
+
+def load_dlib_weights(model: DlibFaceResNet, net: DlibNetwork) -> None:
+    """Copy a parsed dlib network into ``model``, checking that its layer sequence is the
+    face-recognition ResNet's (``DlibFormatError``-free parse assumed)."""
+    kinds = [layer.kind for layer in net.layers]
+    stem, rest = net.layers[:4], net.layers[4:]
+    if kinds[:4] != ["con", "affine", "relu", "max_pool"] or kinds[-2:] != ["avg_pool", "fc"]:
+        raise ValueError(f"not dlib's face-recognition ResNet: layers {kinds[:4]} ... {kinds[-2:]}")
+    units: list[list[Layer]] = []
+    current: list[Layer] = []
+    for layer in rest[:-2]:
+        current.append(layer)
+        if layer.kind == "relu" and any(x.kind == "add_prev" for x in current):
+            units.append(current)
+            current = []
+    if current or len(units) != len(model.units):
+        raise ValueError(f"{len(units)} residual units in the file, {len(model.units)} expected")
+    with torch.no_grad():
+        _copy_conv(model.conv, stem[0])
+        _copy_affine(model.affine, stem[1])
+        for unit, layers in zip(model.units, units, strict=True):
+            pattern = [x.kind for x in layers]
+            want = ["con", "affine", "relu", "con", "affine"]
+            want += ["avg_pool", "add_prev", "relu"] if unit.down else ["add_prev", "relu"]
+            if pattern != want:
+                raise ValueError(f"residual unit layers {pattern}, expected {want}")
+            _copy_conv(unit.conv1, layers[0])
+            _copy_affine(unit.affine1, layers[1])
+            _copy_conv(unit.conv2, layers[3])
+            _copy_affine(unit.affine2, layers[4])
+        model.fc.weight.copy_(torch.from_numpy(net.layers[-1].arrays["weight"]))
+        model.mean_rgb.copy_(torch.tensor(net.input["mean_rgb"]).view(1, 3, 1, 1))
+
+
+def _copy_conv(conv: nn.Conv2d, layer: Layer) -> None:
+    w, b = layer.arrays["weight"], layer.arrays["bias"]
+    if tuple(conv.weight.shape) != w.shape or tuple(conv.stride) != layer.settings["stride"]:
+        raise ValueError(f"convolution {w.shape} {layer.settings} does not fit {conv}")
+    conv.weight.copy_(torch.from_numpy(w))
+    conv.bias.copy_(torch.from_numpy(b))
+
+
+def _copy_affine(affine: Affine, layer: Layer) -> None:
+    affine.gamma.copy_(torch.from_numpy(layer.arrays["gamma"]))
+    affine.beta.copy_(torch.from_numpy(layer.arrays["beta"]))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def identity_network(
+    source: str | Path | None = None, cache: str | Path | None = CACHE
+) -> DlibFaceResNet:
+    """dlib's face-recognition ResNet in eval mode with frozen weights, from the converted
+    cache when it matches ``source`` (default: the installed dlib file), else parsed from
+    ``source`` and cached (``cache=None``: not cached)."""
+    source = Path(source) if source is not None else dlib_file()
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} not found: run `uv sync` (face-recognition-models)")
+    sha = _sha256(source)
+    model = DlibFaceResNet()
+    cache = Path(cache) if cache is not None else None
+    loaded = False
+    if cache is not None and cache.is_file():
+        try:
+            tensors, meta = load_tensors(cache)
+            if meta.get("source_sha256") == sha:
+                model.load_state_dict(tensors)
+                loaded = True
+        except (CheckpointError, RuntimeError):
+            loaded = False  # a stale or damaged cache is rebuilt
+    if not loaded:
+        load_dlib_weights(model, read_network(source))
+        if cache is not None:
+            save_tensors(model.state_dict(), cache, {"source_sha256": sha, "source": source.name})
+    model.requires_grad_(False)
+    return model.eval()
