@@ -201,3 +201,67 @@ def identity_network(
             save_tensors(model.state_dict(), cache, {"source_sha256": sha, "source": source.name})
     model.requires_grad_(False)
     return model.eval()
+
+
+def chip_matrix(crop_size: int) -> torch.Tensor:
+    """2 x 3 affine taking dlib face-chip pixels (150 x 150) to pixels of the project's aligned
+    crop of side ``crop_size`` (``datagen.face.align``'s template): where dlib's
+    ``get_face_chip`` would cut its chip from a face whose landmarks sit exactly on the template.
+
+    dlib aligns chips with its own mean shape; rather than re-deriving its rule, dlib itself
+    cuts a chip from images whose pixel values are their own coordinates (bilinear sampling
+    keeps them exact), and the affine is fitted to that."""
+    import dlib
+    import numpy as np
+
+    from datagen.face.align import TEMPLATE_68
+
+    # dlib's landmarks are integers: place the template at 16x the size, then scale back
+    big = 16 * crop_size
+    pts = TEMPLATE_68 * big - 0.5
+    (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+    rect = dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+    shape = dlib.full_object_detection(rect, [dlib.point(round(x), round(y)) for x, y in pts])
+    details = dlib.get_face_chip_details(shape, CHIP_SIZE, CHIP_PADDING)
+    ys, xs = np.mgrid[0:big, 0:big].astype(np.float32)
+    cx = dlib.extract_image_chip(np.ascontiguousarray(xs), details).astype(np.float64)
+    cy = dlib.extract_image_chip(np.ascontiguousarray(ys), details).astype(np.float64)
+    v, u = np.mgrid[0:CHIP_SIZE, 0:CHIP_SIZE]
+    design = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], 1)
+    target = np.stack([cx.ravel(), cy.ravel()], 1)
+    m, *_ = np.linalg.lstsq(design, target, rcond=None)  # 3 x 2
+    m = m.T
+    # big-crop pixels -> crop pixels: (p + 0.5) * crop_size / big - 0.5
+    s = crop_size / big
+    m = np.array([[s, 0, 0.5 * s - 0.5], [0, s, 0.5 * s - 0.5]]) @ np.vstack([m, [0, 0, 1]])
+    return torch.tensor(m, dtype=torch.float32)
+
+
+def chip_grid_theta(crop_size: int) -> torch.Tensor:
+    """``chip_matrix`` in ``F.affine_grid``'s normalised coordinates (align_corners=False):
+    1 x 2 x 3, chip -> crop."""
+    m = torch.cat([chip_matrix(crop_size).double(), torch.tensor([[0.0, 0.0, 1.0]]).double()])
+
+    def to_norm(n: int) -> torch.Tensor:  # pixel -> [-1, 1]
+        return torch.tensor([[2 / n, 0, 1 / n - 1], [0, 2 / n, 1 / n - 1], [0, 0, 1]]).double()
+
+    theta = to_norm(crop_size) @ m @ torch.linalg.inv(to_norm(CHIP_SIZE))
+    return theta[:2].float().unsqueeze(0)
+
+
+def crops_to_chips(crops: torch.Tensor) -> torch.Tensor:
+    """Aligned crops (B x 3 x S x S, any range) -> dlib face chips (B x 3 x 150 x 150, same
+    range), by bilinear resampling with ``chip_grid_theta`` (differentiable)."""
+    b, _, s, _ = crops.shape
+    theta = _theta(s, crops.device, crops.dtype).expand(b, -1, -1)
+    grid = F.affine_grid(theta, [b, 3, CHIP_SIZE, CHIP_SIZE], align_corners=False)
+    return F.grid_sample(crops, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+_THETAS: dict[int, torch.Tensor] = {}
+
+
+def _theta(size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    if size not in _THETAS:
+        _THETAS[size] = chip_grid_theta(size)
+    return _THETAS[size].to(device, dtype)
