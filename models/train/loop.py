@@ -1,0 +1,328 @@
+"""One training loop for every network: named phases, several optimisers, the papers' learning
+rate schedules, gradient clipping, EMA, checkpoints with resume, dvclive curves, sample grids,
+mixed precision and ``torch.compile`` on CUDA, and several GPUs through PyTorch DDP (launch with
+``torchrun``; one process per GPU, or several CPU processes on gloo).
+
+A network brings a ``Recipe``: its modules and, per phase, which parameters each optimiser
+trains (at which learning rate) and a step function that, given a batch, yields
+``(optimiser, loss terms, weights)`` in the order the optimisers step (a GAN yields its
+discriminator's terms, then its generator's).
+
+Determinism: the samples of global step ``s`` are drawn from a generator seeded by
+``(seed, s)``, and augmentation is keyed by (item, epoch), so a run killed and resumed from a
+checkpoint takes the same batches as one that never stopped, and ends with the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from datagen.core.params import ParamGroup, run_knob
+from models.train.device import check_device_name, pick_device
+from models.train.live import LossLogger
+from models.train.optim import weighted_sum
+from models.train.state import load_training_state, read_config, save_training_state
+
+STATE_FILE = "train_state.safetensors"
+
+StepFn = Callable[[dict[str, Any], dict[str, nn.Module]], Iterator[tuple[str, dict, dict]]]
+
+
+@dataclass(frozen=True)
+class TrainParams(ParamGroup):
+    """How a network trains (each network's ``<net>.train`` params)."""
+
+    GROUP = "train"
+    steps: int = 400  # optimiser steps over all phases (a recipe splits them)
+    batch: int = 16
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    lr_decay: float = 1.0  # learning rate multiplied by this after every epoch (CPGAN: 0.99)
+    grad_clip: float = 0.0  # clip each optimiser's gradient norm to this (0: off)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off)
+    checkpoint_every: int = 100  # steps between training checkpoints (resume points)
+    sample_every: int = 200  # steps between sample grids
+    log_every: int = run_knob(10)
+    device: str = run_knob("auto")
+    workers: int = run_knob(0)  # DataLoader worker processes
+    amp: bool = run_knob(True)  # bf16 autocast on CUDA (never on the CPU)
+    compile: bool = run_knob(False)  # torch.compile the modules (CUDA)
+
+    def validate(self) -> None:
+        if min(self.steps, self.batch, self.checkpoint_every, self.sample_every) < 1:
+            raise ValueError("train.steps, batch, checkpoint_every and sample_every must be >= 1")
+        if self.lr <= 0 or not 0 < self.lr_decay <= 1 or self.grad_clip < 0:
+            raise ValueError("train.lr must be > 0, lr_decay in (0, 1], grad_clip >= 0")
+        if not 0 <= self.ema < 1:
+            raise ValueError("train.ema must be in [0, 1)")
+        check_device_name(self.device, "train.device")
+
+
+@dataclass
+class Phase:
+    """A named stretch of training: ``steps`` steps, optimisers given as lists of param groups
+    (``{"params": ..., "lr_scale": ...}``), and the step function."""
+
+    name: str
+    steps: int
+    optimisers: dict[str, list[dict[str, Any]]]
+    step: StepFn
+
+
+@dataclass
+class Recipe:
+    """A network's training: its modules (by name, e.g. ``g``, ``d``), its phases, and the
+    module whose (EMA) weights are the result."""
+
+    modules: dict[str, nn.Module]
+    phases: list[Phase]
+    output: str = "g"
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the process group ``torchrun`` set up (``WORLD_SIZE`` > 1), else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size())
+
+
+class Keyed(torch.utils.data.Dataset):
+    """A dataset read by ``(index, epoch)`` keys, so that augmentation keyed by epoch stays
+    deterministic in DataLoader worker processes (``set_epoch`` on the dataset, if it has it)."""
+
+    def __init__(self, ds: torch.utils.data.Dataset):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        i, epoch = key
+        if hasattr(self.ds, "set_epoch"):
+            self.ds.set_epoch(epoch)
+        return self.ds[i]
+
+
+def step_keys(seed: int, step: int, batch: int, n: int, dist: Distributed) -> list[tuple[int, int]]:
+    """This process's samples of global step ``step``: ``batch`` indices drawn with replacement
+    from a generator seeded by (seed, step), split across the processes."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    idx = torch.randint(n, (batch,), generator=g).tolist()
+    epoch = step * batch // n
+    return [(i, epoch) for i in idx[dist.rank :: dist.world]]
+
+
+def phase_at(phases: list[Phase], step: int) -> tuple[int, int]:
+    """(phase index, first global step of that phase) for global step ``step``."""
+    start = 0
+    for k, p in enumerate(phases):
+        if step < start + p.steps:
+            return k, start
+        start += p.steps
+    return len(phases) - 1, start - phases[-1].steps
+
+
+def make_optimisers(phase: Phase, p: TrainParams) -> dict[str, torch.optim.Optimizer]:
+    out = {}
+    for name, groups in phase.optimisers.items():
+        gs = [{**g, "base_lr": p.lr * g.get("lr_scale", 1.0)} for g in groups]
+        for g in gs:
+            g["lr"] = g["base_lr"]
+        out[name] = torch.optim.Adam(gs, lr=p.lr, betas=p.betas, eps=p.eps)
+    return out
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point weights and buffers."""
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay = decay
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for k, v in module.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+            else:
+                self.shadow[k].copy_(v)
+
+
+def train(
+    recipe: Recipe,
+    data: torch.utils.data.Dataset,
+    out_dir: str | Path,
+    p: TrainParams,
+    seed: int,
+    live_dir: str | Path | None = None,
+    sample_fn: Callable[[nn.Module, int], None] | None = None,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) ``recipe`` on ``data``; the training state goes to ``out_dir``. Returns a
+    summary. ``sample_fn(module, step)`` writes a sample grid; ``stop_after`` ends the run
+    after that many global steps as if killed (for tests; a checkpoint is written there)."""
+    device = pick_device(p.device)
+    dist = init_distributed(device)
+    out = Path(out_dir)
+    state_path = out / STATE_FILE
+    total = sum(ph.steps for ph in recipe.phases)
+    config = {**recipe.config, "train": p.outputs(), "seed": seed, "steps": total}
+    config = json.loads(json.dumps(config, sort_keys=True))  # as a checkpoint gives it back
+    torch.manual_seed(seed)
+    for m in recipe.modules.values():
+        m.to(device).train()
+
+    step = 0
+    ema = EMA(recipe.modules[recipe.output], p.ema) if p.ema else None
+    resumed_opt: dict[str, torch.optim.Optimizer] | None = None
+    if state_path.is_file() and read_config(state_path) == config:
+        # the step says which phase's optimisers the saved state belongs to
+        step, _, _ = load_training_state(state_path, recipe.modules)
+        resumed_opt = make_optimisers(recipe.phases[phase_at(recipe.phases, step)[0]], p)
+        step, _, extra = load_training_state(state_path, recipe.modules, resumed_opt)
+        if ema is not None:
+            ema.shadow = {n: v.to(device) for n, v in extra.items()}
+        if dist.main and progress:
+            print(f"resuming {out} at step {step} of {total}")
+    elif state_path.is_file() and dist.main:
+        print(f"{state_path} was written with other params: training from the start")
+
+    wrapped = dict(recipe.modules)
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = {
+            k: DDP(m, device_ids=[device.index] if device.type == "cuda" else None)
+            for k, m in recipe.modules.items()
+            if any(q.requires_grad for q in m.parameters())
+        } | {
+            k: m
+            for k, m in recipe.modules.items()
+            if not any(q.requires_grad for q in m.parameters())
+        }
+    if p.compile and device.type == "cuda":
+        wrapped = {k: torch.compile(m) for k, m in wrapped.items()}
+    autocast = p.amp and device.type == "cuda"
+
+    keyed = Keyed(data)
+    n = len(keyed)
+    if p.batch < dist.world:
+        raise ValueError(f"train.batch {p.batch} is smaller than the {dist.world} processes")
+
+    live = None
+    if live_dir is not None and dist.main:
+        from dvclive import Live
+
+        live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=step > 0)
+    bar = tqdm(total=total, initial=step, desc="train", disable=not progress or not dist.main)
+    logger = LossLogger("", p.log_every, live, bar)
+    t0, first = time.perf_counter(), step
+    end = total if stop_after is None else min(total, stop_after)
+
+    def batches(start: int) -> Iterator[dict[str, Any]]:
+        keys = [step_keys(seed, s, p.batch, n, dist) for s in range(start, end)]
+        loader = torch.utils.data.DataLoader(
+            keyed,
+            batch_sampler=keys,
+            num_workers=p.workers,
+            persistent_workers=False,
+        )
+        yield from loader
+
+    opts = resumed_opt
+    current_phase = None
+    for batch in batches(step):
+        k, phase_start = phase_at(recipe.phases, step)
+        phase = recipe.phases[k]
+        if current_phase != k:
+            if opts is None or current_phase is not None:
+                opts = make_optimisers(phase, p)
+            current_phase = k
+        epoch = (step - phase_start) * p.batch // n
+        for o in opts.values():
+            for g in o.param_groups:
+                g["lr"] = g["base_lr"] * p.lr_decay**epoch
+        batch = {key: v.to(device) if torch.is_tensor(v) else v for key, v in batch.items()}
+        terms_out: dict[str, float] = {}
+        with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
+            for name, terms, weights in phase.step(batch, wrapped):
+                opt = opts[name]
+                total_loss = weighted_sum(terms, weights)
+                opt.zero_grad(set_to_none=True)
+                total_loss.backward()
+                if p.grad_clip:
+                    params = [q for g in opt.param_groups for q in g["params"]]
+                    torch.nn.utils.clip_grad_norm_(params, p.grad_clip)
+                opt.step()
+                terms_out.update({f"{name}/{t}": float(v.detach()) for t, v in terms.items()})
+                terms_out[f"{name}/total"] = float(total_loss.detach())
+        if ema is not None:
+            ema.update(recipe.modules[recipe.output])
+        step += 1
+        bar.update(1)
+        terms_out["total"] = sum(v for t, v in terms_out.items() if t.endswith("/total"))
+        logger.prefix = phase.name
+        logger.add(step - 1, terms_out, step == end)
+        boundary = step == end or phase_at(recipe.phases, step)[0] != k
+        if dist.main and (step % p.checkpoint_every == 0 or boundary):
+            extra = ema.shadow if ema is not None else None
+            save_training_state(state_path, recipe.modules, opts, step, config, extra)
+        if dist.main and sample_fn is not None and (step % p.sample_every == 0 or step == total):
+            sample_fn(result_module(recipe, ema), step)
+    bar.close()
+    if live is not None:
+        live.end()
+    seconds = time.perf_counter() - t0
+    history = logger.history
+    return {
+        "steps": step,
+        "phases": {ph.name: ph.steps for ph in recipe.phases},
+        "device": str(device),
+        "processes": dist.world,
+        "batch": p.batch,
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round((step - first) * p.batch / max(seconds, 1e-9), 2),
+        "final_losses": {k: round(v, 6) for k, v in (history[-1] if history else {}).items()},
+        "first_losses": {k: round(v, 6) for k, v in (history[0] if history else {}).items()},
+        "resumed_at": first,
+    }
+
+
+def result_module(recipe: Recipe, ema: EMA | None) -> nn.Module:
+    """The trained output module, with the EMA weights when EMA is on (a copy)."""
+    m = recipe.modules[recipe.output]
+    if ema is None:
+        return m
+    import copy
+
+    c = copy.deepcopy(m)
+    c.load_state_dict(ema.shadow)
+    return c
