@@ -20,8 +20,30 @@ from datagen.core.seeding import STAGE_IDS
 from tests.helpers import REPO
 
 
+def _substitute(tree, item: str):
+    if isinstance(tree, str):
+        return tree.replace("${item}", item)
+    if isinstance(tree, list):
+        return [_substitute(v, item) for v in tree]
+    if isinstance(tree, dict):
+        return {_substitute(k, item): _substitute(v, item) for k, v in tree.items()}
+    return tree
+
+
 def dvc_stages() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """dvc.yaml's stages, ``foreach`` groups expanded to ``name@item`` as DVC names them."""
+    out = {}
+    for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" in stage:
+            for item in stage["foreach"]:
+                out[f"{name}@{item}"] = _substitute(stage["do"], item)
+        else:
+            out[name] = stage
+    return out
+
+
+def base_name(name: str) -> str:
+    return name.split("@")[0]
 
 
 def param_classes() -> dict:
@@ -34,8 +56,10 @@ def param_classes() -> dict:
     from datagen.stages.pairs_illumination import IlluminationParams
     from datagen.stages.pairs_occlusion import OcclusionParams
     from datagen.stages.pairs_pose import PoseParams
+    from models.train.recipes import BaselineParams
 
     classes = (
+        BaselineParams,
         ShardsParams,
         FacesParams,
         DegradeParams,
@@ -50,7 +74,7 @@ def param_classes() -> dict:
 
 
 def stage_module(stage: dict) -> str:
-    m = re.fullmatch(r"python -m ([\w.]+)", stage["cmd"])
+    m = re.fullmatch(r"python -m ([\w.]+)(?: --[\w-]+ [\w-]+)*", stage["cmd"])
     assert m, f"stage command {stage['cmd']!r} is not `python -m <module>`"
     return m.group(1)
 
@@ -79,13 +103,21 @@ def test_stage_deps_cover_its_import_closure(name):
 
 def test_one_name_per_stage():
     for name, stage in dvc_stages().items():
-        assert stage_module(stage) == f"pipelines.{name}"
-        assert (REPO / "pipelines" / f"{name}.py").is_file()
-        assert (REPO / "datagen" / "stages" / f"{name}.py").is_file()
-        assert f"pipelines/{name}.py" in dep_paths(stage)
-        assert f"datagen/stages/{name}.py" in dep_paths(stage)
-        metrics = [next(iter(m)) for m in stage.get("metrics", [])]
-        assert metrics == [f"metrics/{name}.json"]
+        module = stage_module(stage).removeprefix("pipelines.")
+        base = base_name(name)
+        # evaluate_bicubic, evaluate_baseline: the evaluate stage, one group per method
+        assert base == module or base.startswith(f"{module}_"), (name, module)
+        assert (REPO / "pipelines" / f"{module}.py").is_file()
+        logic = [f"{pkg}/stages/{module}.py" for pkg in ("datagen", "models")]
+        assert any((REPO / f).is_file() for f in logic), f"no stage module for {name}"
+        assert f"pipelines/{module}.py" in dep_paths(stage)
+        assert any(f in dep_paths(stage) for f in logic)
+        metrics = [next(iter(m)) if isinstance(m, dict) else m for m in stage.get("metrics", [])]
+        if "@" in name:  # one metrics file per item, named after the stage and the item
+            item = name.split("@")[1]
+            assert len(metrics) == 1 and item in metrics[0], (name, metrics)
+        elif metrics:
+            assert metrics == [f"metrics/{name}.json"]
     assert set(STAGE_IDS) <= set(dvc_stages()), "seed ids are keyed by stage name"
 
 
@@ -93,8 +125,30 @@ def groups_read(name: str) -> set[str]:
     """The param groups a stage's entry point reads (``group(params, "<name>")``), and
     ``seed`` when it reads the seed."""
     src = (REPO / "pipelines" / f"{name}.py").read_text()
+    if 'params.get("seed"' not in src and "group(params" not in src:
+        return set()
     out = set(re.findall(r'group\(params, "(\w+)"\)', src))
     return out | ({"seed"} if 'params.get("seed"' in src else set())
+
+
+def expected_keys(group_name: str, values: dict, cls) -> set[str]:
+    """``group.key`` for every non-run knob of a group; a nested group with run knobs of its
+    own (``baseline.train``) is listed key by key."""
+    import typing
+
+    from datagen.core.params import ParamGroup
+
+    hints = typing.get_type_hints(cls)
+    out = set()
+    for k, v in values.items():
+        if k in cls.run_keys():
+            continue
+        sub = hints.get(k)
+        if isinstance(sub, type) and issubclass(sub, ParamGroup) and sub.run_keys():
+            out |= expected_keys(f"{group_name}.{k}", v, sub)
+        else:
+            out.add(f"{group_name}.{k}")
+    return out
 
 
 @pytest.mark.parametrize("name", sorted(dvc_stages()))
@@ -104,17 +158,17 @@ def test_params_are_listed_by_key_without_run_knobs(name):
     assert all(isinstance(k, str) for k in listed), "params are listed by key, not by file"
     assert all("." in k or k == "seed" for k in listed), "groups are listed key by key"
     groups = {k.split(".")[0] for k in listed}
-    assert groups == groups_read(name), (
-        f"{name} lists params of {groups}, reads {groups_read(name)}"
-    )
+    module = stage_module(dvc_stages()[name]).removeprefix("pipelines.")
+    assert groups == groups_read(module), f"{name} lists {groups}, reads {groups_read(module)}"
     for g in groups - {"seed"}:
-        run = classes[g].run_keys()
-        want = {f"{g}.{k}" for k in params[g] if k not in run}
+        want = expected_keys(g, params[g], classes[g])
         have = {k for k in listed if k.startswith(f"{g}.")}
         assert have == want, f"{name}: {g} keys listed {sorted(have)}, expected {sorted(want)}"
     for k in listed:
-        g, _, key = k.partition(".")
-        assert (key in params[g]) if key else g in params, f"{k} not in params.yaml"
+        node = params
+        for part in k.split("."):
+            assert isinstance(node, dict) and part in node, f"{k} not in params.yaml"
+            node = node[part]
 
 
 def test_params_yaml_parses_through_every_group_and_equals_the_defaults():

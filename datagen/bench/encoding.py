@@ -29,6 +29,7 @@ import pyarrow as pa
 import torch
 from PIL import Image
 
+from datagen.core import tables
 from datagen.core.shards import (
     ENCODINGS,
     DatasetSpec,
@@ -38,7 +39,6 @@ from datagen.core.shards import (
     default_workers,
     write_dataset,
 )
-from datagen.tools import tables
 
 PNG_FOLDER = "PNG folder (Pillow)"
 

@@ -26,12 +26,12 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from datagen.core import tables
 from datagen.core.pairs import FaceImages, FaceRef, face_refs
 from datagen.core.shards import ImageSpec, default_workers, encode_image
 from datagen.face.degrade import DegradeParams
 from datagen.face.masks import HOLE
 from datagen.stages.pairs_occlusion import OcclusionParams, occlude_pair
-from datagen.tools import tables
 
 ENCODING = "delta-zstd"  # the shard default
 ALBUMENTATIONS = "albumentations (CoarseDropout + Affine + Resize)"

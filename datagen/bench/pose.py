@@ -21,10 +21,10 @@ import cv2
 import numpy as np
 
 from datagen.core.shards import ShardDataset
+from datagen.core.tables import format_table
 from datagen.face.degrade import scale_points
 from datagen.face3d import morphable, turning
 from datagen.stages.pairs_pose import DEFAULT_YAWS
-from datagen.tools.tables import format_table
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from datagen.core.images import load_rgb
+from datagen.core.tables import format_table
 from datagen.face import align
 from datagen.face.identity import SAME_PERSON, FaceDescriptor
 from datagen.face.landmarks import DlibLandmarker, FaceDetector
 from datagen.face3d import morphable, turning
-from datagen.tools.tables import format_table
 
 SIDES = {"left": "neutral_left_3quarter", "right": "neutral_right_3quarter"}
 FRONT = "neutral_front"

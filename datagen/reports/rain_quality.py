@@ -97,9 +97,9 @@ from tqdm import tqdm
 from datagen import rain
 from datagen.core.images import square_resize, tile_grid, write_png
 from datagen.core.seeding import key_int
+from datagen.core.tables import format_table
 from datagen.face.identity import SAME_PERSON
 from datagen.rain.pool import StylePool, folder_pool
-from datagen.tools.tables import format_table
 from models.archs import vgg
 from models.archs.adain import channel_stats
 from models.train.device import pick_device

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datagen.core import tables
 from datagen.face.masks import (
     N_BINS,
     MaskFolder,
@@ -17,7 +18,6 @@ from datagen.face.masks import (
     irregular_mask,
     square_mask,
 )
-from datagen.tools import tables
 
 # --------------------------------------------------------------------------- statistics
 

@@ -185,9 +185,9 @@ def train(
     sample_fn: Callable[[nn.Module, int], None] | None = None,
     progress: bool = True,
     stop_after: int | None = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], nn.Module]:
     """Run (or resume) ``recipe`` on ``data``; the training state goes to ``out_dir``. Returns a
-    summary. ``sample_fn(module, step)`` writes a sample grid; ``stop_after`` ends the run
+    summary and the trained output module (its EMA weights when EMA is on). ``sample_fn(module, step)`` writes a sample grid; ``stop_after`` ends the run
     after that many global steps as if killed (for tests; a checkpoint is written there)."""
     device = pick_device(p.device)
     dist = init_distributed(device)
@@ -313,7 +313,7 @@ def train(
         "final_losses": {k: round(v, 6) for k, v in (history[-1] if history else {}).items()},
         "first_losses": {k: round(v, 6) for k, v in (history[0] if history else {}).items()},
         "resumed_at": first,
-    }
+    }, result_module(recipe, ema)
 
 
 def result_module(recipe: Recipe, ema: EMA | None) -> nn.Module:

@@ -1,0 +1,1 @@
+"""Evaluation of the hallucination networks: the metrics of DESIGN.md's evaluation protocol."""

@@ -1,0 +1,206 @@
+"""The evaluation protocol (DESIGN.md), the same for every method: a method's outputs on the test
+split of a task's pairs, scored by ``models.eval.metrics`` and written as one JSON per (method,
+task) plus a sample grid.
+
+Methods: ``bicubic`` (bicubic x8 of the LR input, Pillow's filter) and the trained networks
+(``baseline``; ``cpgan``, ``vividgan``, ``prouigan`` as they land), read from their
+``model.safetensors``. Identity: each output's descriptor distance to its target, and rank-1 /
+rank-5 identification against the clean test faces of ``data/faces`` (``identity_metrics``'
+gallery rule: per probe, one face per test identity, the person's other photo where there is
+one). Landmarks: dlib's landmarks found on the output against the target's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+from PIL import Image
+
+from datagen.core.images import tile_grid, write_png
+from datagen.core.shards import ShardDataset
+from models.archs.identity import identity_network
+from models.data.tasks import TaskDataset
+from models.eval import metrics
+from models.losses.identity import IdentityLoss
+from models.train.device import pick_device
+from models.train.model_file import load_model
+
+METHODS = ("bicubic", "baseline", "cpgan", "vividgan", "prouigan")
+GRID_FACES = 6  # test faces in each sample grid (the same ones for every method)
+KEYS = (
+    "psnr", "ssim", "psnr_y", "ssim_y", "identity_distance", "rank1", "rank5",
+    "landmark_nrmse", "landmark_detection_rate",
+)  # fmt: skip
+# per task: index column -> breakdown name (the JSON's by_<name>)
+BREAKDOWNS = {
+    "illumination": {},
+    "pose": {"yaw": "yaw"},
+    "occlusion": {"mask_kind": "mask_kind", "square_side": "square_side", "mask_bin": "hole_bin"},
+}
+
+
+def bicubic(lr: np.ndarray, size: int) -> np.ndarray:
+    """N x h x w x 3 uint8 -> N x size x size x 3 uint8, Pillow's bicubic filter."""
+    return np.stack(
+        [np.asarray(Image.fromarray(x).resize((size, size), Image.Resampling.BICUBIC)) for x in lr]
+    )
+
+
+def _batches(ds: TaskDataset, batch: int):
+    for i in range(0, len(ds), batch):
+        yield [ds[j] for j in range(i, min(i + batch, len(ds)))]
+
+
+def run_method(
+    method: str, ds: TaskDataset, checkpoint: str | Path | None, device: torch.device, batch: int
+) -> tuple[np.ndarray, Any, dict[str, Any]]:
+    """Outputs (N x H x W x 3 uint8) of ``method`` on every item of ``ds``, the callable to time,
+    and facts about the method (parameters, checkpoint)."""
+    lrs = [metrics.to_uint8(torch.stack([it["lr"] for it in b])) for b in _batches(ds, batch)]
+    lr_all = np.concatenate(lrs)
+    if method == "bicubic":
+
+        def fn(x: torch.Tensor) -> np.ndarray:
+            return bicubic(metrics.to_uint8(x), ds.hr_size)
+
+        return bicubic(lr_all, ds.hr_size), fn, {"parameters": 0}
+    if checkpoint is None:
+        raise ValueError(f"method {method!r} needs a checkpoint")
+    model, meta = load_model(checkpoint, network=method, task=ds.task)
+    model.to(device)
+    outs = []
+    with torch.no_grad():
+        for b in _batches(ds, batch):
+            outs.append(metrics.to_uint8(model(torch.stack([it["lr"] for it in b]).to(device))))
+    info = {"parameters": metrics.parameter_count(model), "checkpoint": str(checkpoint)}
+    return np.concatenate(outs), model, info
+
+
+def gallery_faces(faces_dir: Path, identities: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """Every clean test face of ``faces_dir`` whose identity is among ``identities``: images
+    (uint8 N x H x W x 3), identities, face ids."""
+    ds = ShardDataset(faces_dir, filter=pl.col("identity").is_in(sorted(identities)), images=["hr"])
+    rows = [ds[i] for i in range(len(ds))]
+    images = np.stack([r["hr"].permute(1, 2, 0).numpy() for r in rows])
+    return images, [r["identity"] for r in rows], [r["face_id"] for r in rows]
+
+
+def evaluate(
+    method: str,
+    task: str,
+    pairs_dir: str | Path,
+    faces_dir: str | Path,
+    checkpoint: str | Path | None = None,
+    grid: str | Path | None = None,
+    device: str = "auto",
+    batch: int = 64,
+    speed_repeats: int = 3,
+) -> dict[str, Any]:
+    """Score ``method`` on the test split of ``pairs_dir`` (task ``task``). Returns the JSON
+    record: every metric's mean (``KEYS``), ``n``, ``ms_per_image`` (batch 1 and 64),
+    ``parameters``, and the task's breakdowns (``by_yaw``; ``by_mask_kind``,
+    ``by_square_side``, ``by_hole_bin``). ``grid``: where to write the sample grid."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    dev = pick_device(device)
+    if method != "bicubic":  # a wrong checkpoint fails before any pair is read
+        if checkpoint is None:
+            raise ValueError(f"method {method!r} needs a checkpoint")
+        load_model(checkpoint, network=method, task=task)
+    ds = TaskDataset(pairs_dir, task, "test", None)
+    outputs, fn, info = run_method(method, ds, checkpoint, dev, batch)
+    items = list(range(len(ds)))
+    targets = np.concatenate(
+        [metrics.to_uint8(torch.stack([it["hr"] for it in b])) for b in _batches(ds, batch)]
+    )
+    index = ds.index
+    per_image: dict[str, np.ndarray] = dict(metrics.psnr_ssim(outputs, targets))
+    gallery, g_ids, g_faces = gallery_faces(Path(faces_dir), set(index["identity"].to_list()))
+    loss = IdentityLoss(identity_network())
+    per_image.update(
+        metrics.identity_metrics(
+            outputs, targets, index["identity"].to_list(), gallery, g_ids, loss,
+            source_face_ids=index["face_id"].to_list(), gallery_face_ids=g_faces,
+        )
+    )  # fmt: skip
+    landmarks = np.stack([np.asarray(x, np.float64) for x in index["landmarks"].to_list()])
+    per_image.update(metrics.landmark_metrics(outputs, landmarks))
+    # -1 marks "not this kind" (a square side for an irregular mask, a PConv bin for a square)
+    groups = {
+        name: [None if v == -1 else v for v in index[col].to_list()]
+        for col, name in BREAKDOWNS[task].items()
+    }
+    summary = metrics.summarise(per_image, groups)
+    example = ds[0]["lr"][None].to(dev)
+    timing = metrics.speed(fn, example, repeats=speed_repeats)
+    record: dict[str, Any] = {"method": method, "task": task, **summary.pop("overall")}
+    record.update(
+        {
+            "ms_per_image": timing["ms_per_image"],
+            "speed_device": timing["device"],
+            **info,
+            **summary,
+        }
+    )
+    if grid is not None:
+        picks = items[:: max(1, len(items) // GRID_FACES)][:GRID_FACES]
+        lr_up = np.stack(
+            [
+                np.asarray(Image.fromarray(x).resize(targets.shape[1:3][::-1], Image.NEAREST))
+                for x in metrics.to_uint8(torch.stack([ds[i]["lr"] for i in picks]))
+            ]
+        )
+        cols = [
+            lr_up,
+            bicubic(metrics.to_uint8(torch.stack([ds[i]["lr"] for i in picks])), ds.hr_size),
+        ]
+        if method != "bicubic":
+            cols.append(outputs[picks])
+        cols.append(targets[picks])
+        write_png(Path(grid), tile_grid([list(r) for r in zip(*cols, strict=True)]))
+    return record
+
+
+def write_record(record: dict[str, Any], path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+
+
+def summary_table(eval_dir: str | Path) -> str:
+    """``metrics/eval/summary.md``: methods x tasks, from every ``<method>-<task>.json``."""
+    eval_dir = Path(eval_dir)
+    records = [json.loads(p.read_text()) for p in sorted(eval_dir.glob("*-*.json"))]
+    if not records:
+        raise FileNotFoundError(f"no evaluation records (<method>-<task>.json) in {eval_dir}")
+    from datagen.core.tables import format_table
+
+    order = {m: i for i, m in enumerate(METHODS)}
+    tasks = [
+        t for t in ("illumination", "pose", "occlusion") if any(r["task"] == t for r in records)
+    ]
+    out = ["# Evaluation: test split, every method x task (`dvc repro evaluate`)", ""]
+    for task in tasks:
+        rows = sorted((r for r in records if r["task"] == task), key=lambda r: order[r["method"]])
+        body = []
+        for r in rows:
+
+            def f(k: str, d: int = 3, r: dict = r) -> str:
+                v = r.get(k)
+                return "-" if v is None else f"{v:.{d}f}"
+
+            body.append(
+                [r["method"], f("psnr", 2), f("ssim"), f("psnr_y", 2), f("ssim_y"),
+                 f("identity_distance"), f("rank1"), f("rank5"), f("landmark_nrmse"),
+                 f("landmark_detection_rate", 2), str(r["n"]),
+                 f"{r['ms_per_image']['1']:.2f}", str(r["parameters"])]
+            )  # fmt: skip
+        head = ["method", "PSNR", "SSIM", "PSNR-Y", "SSIM-Y", "id dist", "rank-1", "rank-5",
+                "lm NRMSE", "lm det", "n", "ms/img (b1)", "params"]  # fmt: skip
+        out += [f"## {task}", "", format_table(head, body, markdown=True), ""]
+    return "\n".join(out)

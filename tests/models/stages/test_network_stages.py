@@ -1,0 +1,64 @@
+"""The network stages end to end on a tiny occlusion pair set: train the baseline, evaluate it
+and bicubic, write the summary table; and their bad-input errors."""
+
+import json
+
+import pytest
+
+from datagen.stages.pairs_occlusion import build_pairs_occlusion
+from models.eval.protocol import KEYS
+from models.stages.eval_summary import build_eval_summary
+from models.stages.evaluate import build_evaluate
+from models.stages.train_baseline import build_train_baseline
+from models.train.checkpoints import CheckpointError
+from tests.helpers import small_faces
+
+TINY = {"arch": {"width": 16, "blocks": 1}, "train": {"steps": 6, "batch": 4, "device": "cpu"}}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    faces = small_faces(
+        tmp_path_factory, ("001", "002", "003", "004"), 0.5, {"samples_per_shard": 64}
+    )
+    pairs = tmp_path_factory.mktemp("occ")
+    build_pairs_occlusion(faces, pairs, {"k": 2}, {}, {"samples_per_shard": 64}, 0, workers=1,
+                          progress=False)  # fmt: skip
+    model = tmp_path_factory.mktemp("baseline-occlusion")
+    summary = build_train_baseline("occlusion", pairs, model, TINY, 0, None, progress=False)
+    return faces, pairs, model, summary
+
+
+def test_train_evaluate_and_summarise(built, tmp_path):
+    faces, pairs, model, summary = built
+    assert summary["steps"] == 6 and (model / "model.safetensors").is_file()
+    assert (model / "samples.png").is_file()
+    for method, ckpt in (("bicubic", None), ("baseline", model)):
+        r = build_evaluate(method, "occlusion", pairs, faces, ckpt,
+                           tmp_path / f"{method}-occlusion.json", tmp_path / f"{method}.png", "cpu")  # fmt: skip
+        on_disk = json.loads((tmp_path / f"{method}-occlusion.json").read_text())
+        assert on_disk == json.loads(json.dumps(r))
+        for k in (*KEYS, "n", "ms_per_image", "parameters", "by_mask_kind", "by_square_side",
+                  "by_hole_bin"):  # fmt: skip
+            assert k in r, k
+        assert r["n"] == 8 and set(r["ms_per_image"]) == {"1", "64"}
+        assert (tmp_path / f"{method}.png").is_file()
+        # square masks have no PConv bin: they are in no hole-bin group
+        assert (
+            sum(g["n"] for g in r["by_hole_bin"].values())
+            == r["by_mask_kind"].get("irregular", {"n": 0})["n"]
+        )
+    assert r["parameters"] > 0
+    table = build_eval_summary(tmp_path, tmp_path / "summary.md")
+    assert "## occlusion" in table and "| bicubic |" in table and "| baseline |" in table
+
+
+def test_bad_inputs_are_clear_errors(built, tmp_path):
+    faces, pairs, model, _ = built
+    with pytest.raises(CheckpointError, match="trained for the occlusion task, not pose"):
+        build_evaluate("baseline", "pose", pairs, faces, model, tmp_path / "x.json", None, "cpu")
+    with pytest.raises(FileNotFoundError, match="no-such-pairs"):
+        build_evaluate("bicubic", "pose", tmp_path / "no-such-pairs", faces, None,
+                       tmp_path / "x.json", None, "cpu")  # fmt: skip
+    with pytest.raises(ValueError, match="lacks column"):
+        build_train_baseline("pose", pairs, tmp_path / "m", TINY, 0, None, progress=False)
