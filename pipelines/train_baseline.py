@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         int(params.get("seed", 0)),
         live_dir=Path("metrics") / f"train_baseline-{args.task}_live",
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports
+        return 0
     write_metrics(Path("metrics") / f"train_baseline-{args.task}.json", summary, t0)
     print(
         f"train_baseline {args.task}: {summary['steps']} steps in {summary['train_seconds']} s "

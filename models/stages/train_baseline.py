@@ -65,6 +65,8 @@ def build_train_baseline(
     summary, model = train(recipe, data, out, p.train, seed, live_dir, samples, progress)
     summary["parameters"] = sum(q.numel() for q in model.parameters())
     summary["train_pairs"] = len(data)
+    if summary["processes"] > 1 and torch.distributed.get_rank() != 0:
+        return summary  # under torchrun, the first process writes the result
     save_model(
         model, out, "baseline", task, p.arch.outputs(), lr_size,
         extra={"seed": seed, "train": p.train.outputs(), "weights": p.weights.outputs()},
