@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     write_metrics(Path("metrics") / f"train_baseline-{args.task}.json", summary, t0)
     print(
-        f"train_baseline {args.task}: {summary['steps']} steps in {summary['train_seconds']} s "
-        f"({summary['images_per_second']} images/s on {summary['device']}); final losses "
+        f"train_baseline {args.task}: {summary['steps']} steps (from step "
+        f"{summary['resumed_at']}) in {summary['train_seconds']} s on {summary['device']}; final losses "
         f"{summary['final_losses']}"
     )
     return 0

@@ -31,7 +31,12 @@ from datagen.core.params import ParamGroup, run_knob
 from models.train.device import check_device_name, pick_device
 from models.train.live import LossLogger
 from models.train.optim import weighted_sum
-from models.train.state import load_training_state, read_config, save_training_state
+from models.train.state import (
+    load_training_state,
+    read_config,
+    read_history,
+    save_training_state,
+)
 
 STATE_FILE = "train_state.safetensors"
 
@@ -244,6 +249,8 @@ def train(
         live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=step > 0)
     bar = tqdm(total=total, initial=step, desc="train", disable=not progress or not dist.main)
     logger = LossLogger("", p.log_every, live, bar)
+    if step > 0:
+        logger.history = read_history(state_path)
     t0, first = time.perf_counter(), step
     end = total if stop_after is None else min(total, stop_after)
 
@@ -294,7 +301,9 @@ def train(
         boundary = step == end or phase_at(recipe.phases, step)[0] != k
         if dist.main and (step % p.checkpoint_every == 0 or boundary):
             extra = ema.shadow if ema is not None else None
-            save_training_state(state_path, recipe.modules, opts, step, config, extra)
+            save_training_state(
+                state_path, recipe.modules, opts, step, config, extra, logger.history
+            )
         if dist.main and sample_fn is not None and (step % p.sample_every == 0 or step == total):
             sample_fn(result_module(recipe, ema), step)
     bar.close()
@@ -309,7 +318,10 @@ def train(
         "processes": dist.world,
         "batch": p.batch,
         "train_seconds": round(seconds, 2),
-        "images_per_second": round((step - first) * p.batch / max(seconds, 1e-9), 2),
+        # None when the run was already complete (nothing trained in this process)
+        "images_per_second": (
+            round((step - first) * p.batch / seconds, 2) if step > first else None
+        ),
         "final_losses": {k: round(v, 6) for k, v in (history[-1] if history else {}).items()},
         "first_losses": {k: round(v, 6) for k, v in (history[0] if history else {}).items()},
         "resumed_at": first,

@@ -57,9 +57,11 @@ def save_training_state(
     step: int,
     config: dict[str, Any],
     extra_tensors: dict[str, torch.Tensor] | None = None,
+    history: list[dict[str, float]] | None = None,
 ) -> Path:
     """Write weights (``<module>/<param>``), optimiser states, ``extra_tensors`` (EMA weights,
-    say) and ``step`` atomically; ``config`` (JSON-able) identifies the run."""
+    say) and ``step`` atomically; ``config`` (JSON-able) identifies the run; ``history`` (the
+    logged loss means so far) lets a resumed run report its whole curve."""
     tensors: dict[str, torch.Tensor] = {}
     for name, m in modules.items():
         for k, v in m.state_dict().items():
@@ -72,6 +74,7 @@ def save_training_state(
         "step": str(step),
         "config": json.dumps(config, sort_keys=True),
         "optimisers": json.dumps(trees, sort_keys=True),
+        "history": json.dumps(history or []),
     }
     return save_tensors(tensors, path, meta)
 
@@ -82,6 +85,12 @@ def read_config(path: str | Path) -> dict[str, Any]:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a facepairs training checkpoint")
     return json.loads(meta["config"])
+
+
+def read_history(path: str | Path) -> list[dict[str, float]]:
+    """The loss history a training checkpoint holds (empty for one written without)."""
+    _, meta = load_tensors(path)
+    return json.loads(meta.get("history", "[]"))
 
 
 def load_training_state(
