@@ -251,6 +251,14 @@ def train(
     logger = LossLogger("", p.log_every, live, bar)
     if step > 0:
         logger.history = read_history(state_path)
+        if live is not None and not (Path(live_dir) / "plots").exists():
+            # the curves' folder was lost (deleted, or a fresh checkout with a kept state):
+            # replay the saved history so that they stay whole
+            for point in logger.history:
+                for k, v in point.items():
+                    if k != "step":
+                        live.log_metric(k, v)
+                live.next_step()
     t0, first = time.perf_counter(), step
     end = total if stop_after is None else min(total, stop_after)
 
