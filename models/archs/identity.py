@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from datagen.face.identity import SAME_PERSON  # noqa: F401  (dlib's threshold, one definition)
 from models.archs.dlib_format import DlibNetwork, Layer, read_network
 from models.train.checkpoints import CheckpointError, load_tensors, save_tensors
 
@@ -35,7 +36,6 @@ DLIB_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 CACHE = Path("data/cache/dlib_face_recognition_resnet_v1.safetensors")
 CHIP_SIZE = 150  # dlib's input_rgb_image_sized<150>
 CHIP_PADDING = 0.25  # dlib's get_face_chip padding for this network
-SAME_PERSON = 0.6  # dlib's decision threshold (the loss layer's distance threshold)
 
 
 def dlib_file() -> Path:
