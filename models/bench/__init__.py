@@ -1,0 +1,1 @@
+"""Benchmarks of the networks (``python -m models.bench.<name>``); never imported by stages."""
