@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--grid", help="sample grid PNG")
     e.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
+    if args.checkpoint is not None and args.method == "bicubic":
+        print("error: bicubic takes no --checkpoint", file=sys.stderr)
+        return 2
     try:
         method = args.method
         if method is None:
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         record = evaluate(
             method, args.task, pairs, Path(args.faces), args.checkpoint, args.grid, args.device
         )
-    except (CheckpointError, FileNotFoundError, ValueError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.out:

@@ -82,10 +82,14 @@ def run_method(
 
 
 def gallery_faces(faces_dir: Path, identities: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
-    """Every clean test face of ``faces_dir`` whose identity is among ``identities``: images
-    (uint8 N x H x W x 3), identities, face ids."""
-    ds = ShardDataset(faces_dir, filter=pl.col("identity").is_in(sorted(identities)), images=["hr"])
+    """Every clean test face of ``faces_dir`` (every test identity, whether or not the pair set
+    kept it): images (uint8 N x H x W x 3), identities, face ids. Each probe identity in
+    ``identities`` must be among them."""
+    ds = ShardDataset(faces_dir, filter=pl.col("split") == "test", images=["hr"])
     rows = [ds[i] for i in range(len(ds))]
+    missing = sorted(identities - {r["identity"] for r in rows})
+    if missing:
+        raise ValueError(f"{faces_dir} has no test face of identities {missing[:5]}")
     images = np.stack([r["hr"].permute(1, 2, 0).numpy() for r in rows])
     return images, [r["identity"] for r in rows], [r["face_id"] for r in rows]
 
@@ -175,7 +179,9 @@ def write_record(record: dict[str, Any], path: str | Path) -> None:
 def summary_table(eval_dir: str | Path) -> str:
     """``metrics/eval/summary.md``: methods x tasks, from every ``<method>-<task>.json``."""
     eval_dir = Path(eval_dir)
-    records = [json.loads(p.read_text()) for p in sorted(eval_dir.glob("*-*.json"))]
+    names = {f"{m}-{t}.json" for m in METHODS for t in ("illumination", "pose", "occlusion")}
+    files = sorted(p for p in eval_dir.glob("*.json") if p.name in names)
+    records = [json.loads(p.read_text()) for p in files]
     if not records:
         raise FileNotFoundError(f"no evaluation records (<method>-<task>.json) in {eval_dir}")
     from datagen.core.tables import format_table

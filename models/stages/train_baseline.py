@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from datagen.core.images import tile_grid, write_png
+from datagen.core.pairs import shard_checksums
 from models.data.tasks import TaskDataset
 from models.train.loop import train
 from models.train.model_file import save_model
@@ -53,14 +54,20 @@ def build_train_baseline(
     p = BaselineParams.from_params(params)
     # the baseline needs no heatmaps; every row group stays in memory (a few MB of encoded faces)
     data = TaskDataset(pairs_dir, task, "train", None, flip=True, seed=seed, cache_row_groups=10**6)
-    test = TaskDataset(pairs_dir, task, "test", None)
-    items = [test[i] for i in range(min(SAMPLES, len(test)))]
-    lr_size = int(items[0]["lr"].shape[-1])
+    try:
+        test = TaskDataset(pairs_dir, task, "test", None)
+        items = [test[i] for i in range(min(SAMPLES, len(test)))]
+    except ValueError:  # no test split (faces.test_fraction 0): no sample grid
+        items = []
+    lr_size = data.lr_size
     recipe = baseline_recipe(p, lr_size, task, seed)
+    # the pairs' checksums: new pairs (or another LR size) retrain instead of resuming
+    recipe.config["data"] = {"shards": shard_checksums(Path(pairs_dir)), "lr_size": lr_size}
     out = Path(out_dir)
 
     def samples(model: nn.Module, step: int) -> None:
-        write_png(out / "samples.png", sample_grid(model, items))
+        if items:
+            write_png(out / "samples.png", sample_grid(model, items))
 
     summary, model = train(recipe, data, out, p.train, seed, live_dir, samples, progress)
     summary["parameters"] = sum(q.numel() for q in model.parameters())

@@ -28,10 +28,12 @@ from torch import nn
 from tqdm import tqdm
 
 from datagen.core.params import ParamGroup, run_knob
+from models.train.checkpoints import CheckpointError
 from models.train.device import check_device_name, pick_device
 from models.train.live import LossLogger
 from models.train.optim import weighted_sum
 from models.train.state import (
+    has_optimisers,
     load_training_state,
     read_config,
     read_history,
@@ -56,17 +58,20 @@ class TrainParams(ParamGroup):
     lr_decay: float = 1.0  # learning rate multiplied by this after every epoch (CPGAN: 0.99)
     grad_clip: float = 0.0  # clip each optimiser's gradient norm to this (0: off)
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: off)
-    checkpoint_every: int = 100  # steps between training checkpoints (resume points)
-    sample_every: int = 200  # steps between sample grids
+    amp: bool = True  # bf16 autocast on CUDA (never on the CPU); it changes the weights
+    checkpoint_every: int = run_knob(100)  # steps between training checkpoints (resume points)
+    sample_every: int = run_knob(200)  # steps between sample grids
     log_every: int = run_knob(10)
     device: str = run_knob("auto")
     workers: int = run_knob(0)  # DataLoader worker processes
-    amp: bool = run_knob(True)  # bf16 autocast on CUDA (never on the CPU)
     compile: bool = run_knob(False)  # torch.compile the modules (CUDA)
 
     def validate(self) -> None:
-        if min(self.steps, self.batch, self.checkpoint_every, self.sample_every) < 1:
-            raise ValueError("train.steps, batch, checkpoint_every and sample_every must be >= 1")
+        counts = (self.steps, self.batch, self.checkpoint_every, self.sample_every, self.log_every)
+        if min(counts) < 1:
+            raise ValueError(
+                "train.steps, batch, checkpoint_every, sample_every and log_every must be >= 1"
+            )
         if self.lr <= 0 or not 0 < self.lr_decay <= 1 or self.grad_clip < 0:
             raise ValueError("train.lr must be > 0, lr_decay in (0, 1], grad_clip >= 0")
         if not 0 <= self.ema < 1:
@@ -180,6 +185,33 @@ class EMA:
                 self.shadow[k].copy_(v)
 
 
+class StepLogger(LossLogger):
+    """``LossLogger`` whose points carry their phase and sit at their training step on the x
+    axis (dvclive's ``step``), so that a history can be replayed into fresh curves."""
+
+    def add(self, step: int, terms: dict[str, float], last: bool) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+        if (step + 1) % self.every and not last:
+            return
+        point = {"step": step + 1, "phase": self.prefix}
+        point.update({k: v / self.n for k, v in self.sums.items()})
+        self.sums, self.n = {}, 0
+        self.history.append(point)
+        self.bar.set_postfix(total=f"{point['total']:.3g}")
+        self.send(point)
+
+    def send(self, point: dict[str, Any]) -> None:
+        if self.live is None:
+            return
+        self.live.step = point["step"]
+        for k, v in point.items():
+            if k not in ("step", "phase"):
+                self.live.log_metric(f"{point['phase']}/{k}", v)
+        self.live.make_summary()
+
+
 def train(
     recipe: Recipe,
     data: torch.utils.data.Dataset,
@@ -196,6 +228,11 @@ def train(
     after that many global steps as if killed (for tests; a checkpoint is written there)."""
     device = pick_device(p.device)
     dist = init_distributed(device)
+    if dist.world > 1 and device.type == "cuda":  # one GPU per process, as torchrun numbers them
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if p.batch % dist.world:
+        raise ValueError(f"train.batch {p.batch} does not split evenly over {dist.world} processes")
     out = Path(out_dir)
     state_path = out / STATE_FILE
     total = sum(ph.steps for ph in recipe.phases)
@@ -208,11 +245,21 @@ def train(
     step = 0
     ema = EMA(recipe.modules[recipe.output], p.ema) if p.ema else None
     resumed_opt: dict[str, torch.optim.Optimizer] | None = None
-    if state_path.is_file() and read_config(state_path) == config:
-        # the step says which phase's optimisers the saved state belongs to
+    try:
+        same = state_path.is_file() and read_config(state_path) == config
+    except CheckpointError:
+        same = False  # an unreadable or older-format state: start over
+    if same:
+        # the step says which phase's optimisers the saved state belongs to; a state saved at
+        # a phase boundary holds none (the next phase starts with fresh ones)
         step, _, _ = load_training_state(state_path, recipe.modules)
-        resumed_opt = make_optimisers(recipe.phases[phase_at(recipe.phases, step)[0]], p)
-        step, _, extra = load_training_state(state_path, recipe.modules, resumed_opt)
+        k = phase_at(recipe.phases, step)[0]
+        fresh = make_optimisers(recipe.phases[k], p)
+        if has_optimisers(state_path):
+            resumed_opt = fresh
+            step, _, extra = load_training_state(state_path, recipe.modules, resumed_opt)
+        else:
+            step, _, extra = load_training_state(state_path, recipe.modules)
         if ema is not None:
             ema.shadow = {n: v.to(device) for n, v in extra.items()}
         if dist.main and progress:
@@ -239,26 +286,24 @@ def train(
 
     keyed = Keyed(data)
     n = len(keyed)
-    if p.batch < dist.world:
-        raise ValueError(f"train.batch {p.batch} is smaller than the {dist.world} processes")
 
     live = None
     if live_dir is not None and dist.main:
         from dvclive import Live
 
-        live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=step > 0)
+        # the curves are always rebuilt from the checkpoint's history, so that a resumed run
+        # has exactly the points of an uninterrupted one (what was logged after the last
+        # checkpoint of a killed run is dropped and logged again)
+        live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=False)
     bar = tqdm(total=total, initial=step, desc="train", disable=not progress or not dist.main)
-    logger = LossLogger("", p.log_every, live, bar)
+    logger = StepLogger("", p.log_every, live, bar)
     if step > 0:
-        logger.history = read_history(state_path)
-        if live is not None and not (Path(live_dir) / "plots").exists():
-            # the curves' folder was lost (deleted, or a fresh checkout with a kept state):
-            # replay the saved history so that they stay whole
+        log_state = read_history(state_path)  # the points, and the window being averaged
+        logger.history = log_state.get("points", [])
+        logger.sums, logger.n = log_state.get("sums", {}), log_state.get("n", 0)
+        if live is not None:
             for point in logger.history:
-                for k, v in point.items():
-                    if k != "step":
-                        live.log_metric(k, v)
-                live.next_step()
+                logger.send(point)
     t0, first = time.perf_counter(), step
     end = total if stop_after is None else min(total, stop_after)
 
@@ -305,13 +350,14 @@ def train(
         bar.update(1)
         terms_out["total"] = sum(v for t, v in terms_out.items() if t.endswith("/total"))
         logger.prefix = phase.name
-        logger.add(step - 1, terms_out, step == end)
+        logger.add(step - 1, terms_out, step == total)
         boundary = step == end or phase_at(recipe.phases, step)[0] != k
         if dist.main and (step % p.checkpoint_every == 0 or boundary):
             extra = ema.shadow if ema is not None else None
-            save_training_state(
-                state_path, recipe.modules, opts, step, config, extra, logger.history
-            )
+            # at a phase boundary the optimisers belong to the phase that ended
+            saved = {} if phase_at(recipe.phases, step)[0] != k else opts
+            log_state = {"points": logger.history, "sums": logger.sums, "n": logger.n}
+            save_training_state(state_path, recipe.modules, saved, step, config, extra, log_state)
         if dist.main and sample_fn is not None and (step % p.sample_every == 0 or step == total):
             sample_fn(result_module(recipe, ema), step)
     bar.close()
@@ -330,10 +376,14 @@ def train(
         "images_per_second": (
             round((step - first) * p.batch / seconds, 2) if step > first else None
         ),
-        "final_losses": {k: round(v, 6) for k, v in (history[-1] if history else {}).items()},
-        "first_losses": {k: round(v, 6) for k, v in (history[0] if history else {}).items()},
+        "final_losses": _rounded(history[-1] if history else {}),
+        "first_losses": _rounded(history[0] if history else {}),
         "resumed_at": first,
     }, result_module(recipe, ema)
+
+
+def _rounded(point: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 6) if isinstance(v, float) else v for k, v in point.items()}
 
 
 def result_module(recipe: Recipe, ema: EMA | None) -> nn.Module:

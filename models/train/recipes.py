@@ -22,6 +22,10 @@ class BaselineWeights(ParamGroup):
     mse: float = 1.0
     perceptual: float = 0.0
 
+    def validate(self) -> None:
+        if min(self.mse, self.perceptual) < 0 or not self.mse + self.perceptual > 0:
+            raise ValueError("baseline.weights must be >= 0 with at least one > 0")
+
 
 @dataclass(frozen=True)
 class BaselineParams(ParamGroup):

@@ -57,11 +57,12 @@ def save_training_state(
     step: int,
     config: dict[str, Any],
     extra_tensors: dict[str, torch.Tensor] | None = None,
-    history: list[dict[str, float]] | None = None,
+    history: dict[str, Any] | None = None,
 ) -> Path:
     """Write weights (``<module>/<param>``), optimiser states, ``extra_tensors`` (EMA weights,
     say) and ``step`` atomically; ``config`` (JSON-able) identifies the run; ``history`` (the
-    logged loss means so far) lets a resumed run report its whole curve."""
+    logged loss means so far and the window being averaged) lets a resumed run report exactly
+    the curve of an uninterrupted one."""
     tensors: dict[str, torch.Tensor] = {}
     for name, m in modules.items():
         for k, v in m.state_dict().items():
@@ -74,7 +75,7 @@ def save_training_state(
         "step": str(step),
         "config": json.dumps(config, sort_keys=True),
         "optimisers": json.dumps(trees, sort_keys=True),
-        "history": json.dumps(history or []),
+        "history": json.dumps(history or {}),
     }
     return save_tensors(tensors, path, meta)
 
@@ -87,10 +88,18 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return json.loads(meta["config"])
 
 
-def read_history(path: str | Path) -> list[dict[str, float]]:
-    """The loss history a training checkpoint holds (empty for one written without)."""
+def has_optimisers(path: str | Path) -> bool:
+    """Whether a training checkpoint holds optimiser states (not one written at a phase end)."""
     _, meta = load_tensors(path)
-    return json.loads(meta.get("history", "[]"))
+    return bool(json.loads(meta.get("optimisers", "{}")))
+
+
+def read_history(path: str | Path) -> dict[str, Any]:
+    """The loss log a training checkpoint holds (the logged points and the running window;
+    empty for one written without)."""
+    _, meta = load_tensors(path)
+    log = json.loads(meta.get("history", "{}"))
+    return log if isinstance(log, dict) else {"points": log}
 
 
 def load_training_state(

@@ -71,18 +71,27 @@ def test_training_state_round_trips(tmp_path):
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     p = TrainParams(steps=12, batch=2, lr=1e-3, device="cpu", checkpoint_every=5, ema=0.9)
     whole = tiny_recipe(p, 3)
-    train(whole, ToyPairs(), tmp_path / "whole", p, seed=3, progress=False)
+    train(
+        whole, ToyPairs(), tmp_path / "whole", p, seed=3, live_dir=tmp_path / "lw", progress=False
+    )
     # killed after 7 steps: the last checkpoint is at step 5 (a kill loses the steps after it)
     killed = tiny_recipe(p, 3)
-    train(killed, ToyPairs(), tmp_path / "killed", p, seed=3, progress=False, stop_after=7)
+    train(
+        killed, ToyPairs(), tmp_path / "killed", p, 3, tmp_path / "lk", progress=False, stop_after=7
+    )
     state = tmp_path / "killed" / "train_state.safetensors"
     step, _, _ = load_training_state(state, tiny_recipe(p).modules)
     assert step == 7
     resumed = tiny_recipe(p, 3)
-    summary, _ = train(resumed, ToyPairs(), tmp_path / "killed", p, seed=3, progress=False)
+    summary, _ = train(
+        resumed, ToyPairs(), tmp_path / "killed", p, 3, tmp_path / "lk", progress=False
+    )
     assert summary["resumed_at"] == 7 and summary["steps"] == 12
     for k, v in weights(whole).items():
         assert torch.equal(v, resumed.modules["g"].state_dict()[k]), k
+    # and the loss curves are those of the uninterrupted run, point for point
+    curve = "plots/metrics/train/g/mse.tsv"
+    assert (tmp_path / "lk" / curve).read_text() == (tmp_path / "lw" / curve).read_text()
     # other params: the state is not reused
     q = TrainParams(steps=12, batch=2, lr=2e-3, device="cpu")
     again, _ = train(tiny_recipe(q), ToyPairs(), tmp_path / "killed", q, 3, progress=False)
