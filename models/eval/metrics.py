@@ -28,6 +28,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from models.archs.identity import DlibFaceResNet
+from models.data.tasks import denormalize_image, normalize_image
 from models.losses.identity import IdentityLoss
 
 Images = np.ndarray | torch.Tensor
@@ -42,7 +43,7 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
         raise ValueError(f"expected a B x 3 x H x W tensor, got shape {tuple(t.shape)}")
     if not t.is_floating_point():  # a uint8 tensor is not in [-1, 1]: refuse, do not guess
         raise ValueError(f"expected a float tensor in [-1, 1], got {t.dtype}")
-    x = ((t.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    x = denormalize_image(t.detach().cpu())
     return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
 
 
@@ -61,7 +62,7 @@ def as_uint8_images(images: Images) -> np.ndarray:
 
 def to_unit(images: np.ndarray) -> torch.Tensor:
     """N x H x W x 3 uint8 -> N x 3 x H x W float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return normalize_image(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
 
 
 # --------------------------------------------------------------------------- PSNR / SSIM

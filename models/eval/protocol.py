@@ -51,34 +51,23 @@ def bicubic(lr: np.ndarray, size: int) -> np.ndarray:
     )
 
 
-def _batches(ds: TaskDataset, batch: int):
-    for i in range(0, len(ds), batch):
-        yield [ds[j] for j in range(i, min(i + batch, len(ds)))]
-
-
 def run_method(
-    method: str, ds: TaskDataset, checkpoint: str | Path | None, device: torch.device, batch: int
-) -> tuple[np.ndarray, Any, dict[str, Any]]:
-    """Outputs (N x H x W x 3 uint8) of ``method`` on every item of ``ds``, the callable to time,
-    and facts about the method (parameters, checkpoint)."""
-    lrs = [metrics.to_uint8(torch.stack([it["lr"] for it in b])) for b in _batches(ds, batch)]
-    lr_all = np.concatenate(lrs)
-    if method == "bicubic":
+    model: torch.nn.Module | None, lr: torch.Tensor, hr_size: int, device: torch.device, batch: int
+) -> tuple[np.ndarray, Any]:
+    """Outputs (N x H x W x 3 uint8) of a network (``model``; None: bicubic) on the LR inputs
+    (N x 3 x h x w in [-1, 1]), and the callable to time."""
+    if model is None:
 
         def fn(x: torch.Tensor) -> np.ndarray:
-            return bicubic(metrics.to_uint8(x), ds.hr_size)
+            return bicubic(metrics.to_uint8(x), hr_size)
 
-        return bicubic(lr_all, ds.hr_size), fn, {"parameters": 0}
-    if checkpoint is None:
-        raise ValueError(f"method {method!r} needs a checkpoint")
-    model, meta = load_model(checkpoint, network=method, task=ds.task)
+        return bicubic(metrics.to_uint8(lr), hr_size), fn
     model.to(device)
-    outs = []
     with torch.no_grad():
-        for b in _batches(ds, batch):
-            outs.append(metrics.to_uint8(model(torch.stack([it["lr"] for it in b]).to(device))))
-    info = {"parameters": metrics.parameter_count(model), "checkpoint": str(checkpoint)}
-    return np.concatenate(outs), model, info
+        outs = [
+            metrics.to_uint8(model(lr[i : i + batch].to(device))) for i in range(0, len(lr), batch)
+        ]
+    return np.concatenate(outs), model
 
 
 def gallery_faces(faces_dir: Path, identities: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
@@ -112,16 +101,17 @@ def evaluate(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     dev = pick_device(device)
+    model, info = None, {"parameters": 0}
     if method != "bicubic":  # a wrong checkpoint fails before any pair is read
         if checkpoint is None:
             raise ValueError(f"method {method!r} needs a checkpoint")
-        load_model(checkpoint, network=method, task=task)
+        model, _ = load_model(checkpoint, network=method, task=task)
+        info = {"parameters": metrics.parameter_count(model), "checkpoint": str(checkpoint)}
     ds = TaskDataset(pairs_dir, task, "test", None)
-    outputs, fn, info = run_method(method, ds, checkpoint, dev, batch)
-    items = list(range(len(ds)))
-    targets = np.concatenate(
-        [metrics.to_uint8(torch.stack([it["hr"] for it in b])) for b in _batches(ds, batch)]
-    )
+    items = [ds[i] for i in range(len(ds))]  # the test split, decoded once
+    lr = torch.stack([it["lr"] for it in items])
+    targets = metrics.to_uint8(torch.stack([it["hr"] for it in items]))
+    outputs, fn = run_method(model, lr, ds.hr_size, dev, batch)
     index = ds.index
     per_image: dict[str, np.ndarray] = dict(metrics.psnr_ssim(outputs, targets))
     gallery, g_ids, g_faces = gallery_faces(Path(faces_dir), set(index["identity"].to_list()))
@@ -140,7 +130,7 @@ def evaluate(
         for col, name in BREAKDOWNS[task].items()
     }
     summary = metrics.summarise(per_image, groups)
-    example = ds[0]["lr"][None].to(dev)
+    example = lr[:1].to(dev)
     timing = metrics.speed(fn, example, repeats=speed_repeats)
     record: dict[str, Any] = {"method": method, "task": task, **summary.pop("overall")}
     record.update(
@@ -152,17 +142,10 @@ def evaluate(
         }
     )
     if grid is not None:
-        picks = items[:: max(1, len(items) // GRID_FACES)][:GRID_FACES]
-        lr_up = np.stack(
-            [
-                np.asarray(Image.fromarray(x).resize(targets.shape[1:3][::-1], Image.NEAREST))
-                for x in metrics.to_uint8(torch.stack([ds[i]["lr"] for i in picks]))
-            ]
-        )
-        cols = [
-            lr_up,
-            bicubic(metrics.to_uint8(torch.stack([ds[i]["lr"] for i in picks])), ds.hr_size),
-        ]
+        picks = list(range(len(items)))[:: max(1, len(items) // GRID_FACES)][:GRID_FACES]
+        lr_picks = metrics.to_uint8(lr[picks])
+        scale = ds.hr_size // ds.lr_size
+        cols = [lr_picks.repeat(scale, 1).repeat(scale, 2), bicubic(lr_picks, ds.hr_size)]
         if method != "bicubic":
             cols.append(outputs[picks])
         cols.append(targets[picks])

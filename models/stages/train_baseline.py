@@ -13,7 +13,7 @@ from torch import nn
 
 from datagen.core.images import tile_grid, write_png
 from datagen.core.pairs import shard_checksums
-from models.data.tasks import TaskDataset
+from models.data.tasks import TaskDataset, denormalize_image
 from models.train.loop import train
 from models.train.model_file import save_model
 from models.train.recipes import BaselineParams, baseline_recipe
@@ -23,7 +23,7 @@ SAMPLES = 4  # test faces in the sample grid
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """B x 3 x H x W in [-1, 1] -> B x H x W x 3 uint8."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return denormalize_image(x.cpu()).permute(0, 2, 3, 1).numpy()
 
 
 def sample_grid(model: nn.Module, items: list[dict[str, Any]]) -> np.ndarray:

@@ -21,11 +21,21 @@ class LossLogger:
         self.n += 1
         if (step + 1) % self.every and not last:
             return
-        mean = {k: v / self.n for k, v in self.sums.items()}
+        point = {"step": step + 1, **self.tags(), **{k: v / self.n for k, v in self.sums.items()}}
         self.sums, self.n = {}, 0
-        self.history.append({"step": step + 1, **mean})
-        self.bar.set_postfix(total=f"{mean['total']:.3g}")
-        if self.live is not None:
-            for k, v in mean.items():
+        self.history.append(point)
+        self.bar.set_postfix(total=f"{point['total']:.3g}")
+        self.send(point)
+
+    def tags(self) -> dict[str, Any]:
+        """Labels stored with each point besides its step (none here)."""
+        return {}
+
+    def send(self, point: dict[str, Any]) -> None:
+        """Log one point to dvclive: each term as ``<prefix>/<term>``, then the next step."""
+        if self.live is None:
+            return
+        for k, v in point.items():
+            if k != "step":
                 self.live.log_metric(f"{self.prefix}/{k}", v)
-            self.live.next_step()
+        self.live.next_step()

@@ -32,13 +32,7 @@ from models.train.checkpoints import CheckpointError
 from models.train.device import check_device_name, pick_device
 from models.train.live import LossLogger
 from models.train.optim import weighted_sum
-from models.train.state import (
-    has_optimisers,
-    load_training_state,
-    read_config,
-    read_history,
-    save_training_state,
-)
+from models.train.state import load_training_state, read_state, save_training_state
 
 STATE_FILE = "train_state.safetensors"
 
@@ -189,18 +183,8 @@ class StepLogger(LossLogger):
     """``LossLogger`` whose points carry their phase and sit at their training step on the x
     axis (dvclive's ``step``), so that a history can be replayed into fresh curves."""
 
-    def add(self, step: int, terms: dict[str, float], last: bool) -> None:
-        for k, v in terms.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
-        if (step + 1) % self.every and not last:
-            return
-        point = {"step": step + 1, "phase": self.prefix}
-        point.update({k: v / self.n for k, v in self.sums.items()})
-        self.sums, self.n = {}, 0
-        self.history.append(point)
-        self.bar.set_postfix(total=f"{point['total']:.3g}")
-        self.send(point)
+    def tags(self) -> dict[str, Any]:
+        return {"phase": self.prefix}
 
     def send(self, point: dict[str, Any]) -> None:
         if self.live is None:
@@ -245,21 +229,20 @@ def train(
     step = 0
     ema = EMA(recipe.modules[recipe.output], p.ema) if p.ema else None
     resumed_opt: dict[str, torch.optim.Optimizer] | None = None
-    try:
-        same = state_path.is_file() and read_config(state_path) == config
-    except CheckpointError:
-        same = False  # an unreadable or older-format state: start over
-    if same:
+    saved: dict[str, Any] | None = None
+    if state_path.is_file():
+        try:
+            saved = read_state(state_path)
+        except CheckpointError:
+            saved = None  # an unreadable or older-format state: start over
+    if saved is not None and saved["config"] == config:
         # the step says which phase's optimisers the saved state belongs to; a state saved at
         # a phase boundary holds none (the next phase starts with fresh ones)
-        step, _, _ = load_training_state(state_path, recipe.modules)
-        k = phase_at(recipe.phases, step)[0]
-        fresh = make_optimisers(recipe.phases[k], p)
-        if has_optimisers(state_path):
-            resumed_opt = fresh
-            step, _, extra = load_training_state(state_path, recipe.modules, resumed_opt)
-        else:
-            step, _, extra = load_training_state(state_path, recipe.modules)
+        if saved["has_optimisers"]:
+            resumed_opt = make_optimisers(
+                recipe.phases[phase_at(recipe.phases, saved["step"])[0]], p
+            )
+        step, _, extra = load_training_state(state_path, recipe.modules, resumed_opt)
         if ema is not None:
             ema.shadow = {n: v.to(device) for n, v in extra.items()}
         if dist.main and progress:
@@ -298,7 +281,7 @@ def train(
     bar = tqdm(total=total, initial=step, desc="train", disable=not progress or not dist.main)
     logger = StepLogger("", p.log_every, live, bar)
     if step > 0:
-        log_state = read_history(state_path)  # the points, and the window being averaged
+        log_state = saved["history"]  # the points, and the window being averaged
         logger.history = log_state.get("points", [])
         logger.sums, logger.n = log_state.get("sums", {}), log_state.get("n", 0)
         if live is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from models.train.checkpoints import CheckpointError, load_tensors, save_tensors
+from models.train.checkpoints import CheckpointError, load_tensors, read_metadata, save_tensors
 
 FORMAT = "facepairs-train-1"
 
@@ -80,26 +80,20 @@ def save_training_state(
     return save_tensors(tensors, path, meta)
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """The config a training checkpoint was written with."""
-    _, meta = load_tensors(path)
+def read_state(path: str | Path) -> dict[str, Any]:
+    """What a training checkpoint says about its run, from its metadata alone (no tensors
+    read): ``step``, ``config``, ``has_optimisers`` (False for a state written at the end of
+    a phase) and ``history`` (the logged points and the window being averaged)."""
+    meta = read_metadata(path)
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a facepairs training checkpoint")
-    return json.loads(meta["config"])
-
-
-def has_optimisers(path: str | Path) -> bool:
-    """Whether a training checkpoint holds optimiser states (not one written at a phase end)."""
-    _, meta = load_tensors(path)
-    return bool(json.loads(meta.get("optimisers", "{}")))
-
-
-def read_history(path: str | Path) -> dict[str, Any]:
-    """The loss log a training checkpoint holds (the logged points and the running window;
-    empty for one written without)."""
-    _, meta = load_tensors(path)
     log = json.loads(meta.get("history", "{}"))
-    return log if isinstance(log, dict) else {"points": log}
+    return {
+        "step": int(meta["step"]),
+        "config": json.loads(meta["config"]),
+        "has_optimisers": bool(json.loads(meta.get("optimisers", "{}"))),
+        "history": log if isinstance(log, dict) else {"points": log},
+    }
 
 
 def load_training_state(
