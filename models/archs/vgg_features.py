@@ -34,6 +34,26 @@ def _layer_names() -> tuple[str, ...]:
 
 KNOWN_LAYERS = _layer_names()
 
+# Each layer's mean activation over the first 8 bundled neutral fronts (centre-cropped, 128 px;
+# ``layer_means``; aligned crops from data/faces agree within 15%). The losses divide the
+# features by these, so that a loss on any layer is of order one where the raw Caffe-scale
+# features (0-255 input) make it 1e4-1e6 and the papers' loss weights could not carry over.
+# Re-measure them (``tests/models/losses`` checks the figures) if the VGG weights change.
+LAYER_SCALES: dict[str, float] = {
+    "relu1_1": 17.8,
+    "relu1_2": 92.9,
+    "pool1": 110.0,
+    "relu2_1": 103.0,
+    "relu2_2": 89.4,
+    "pool2": 146.0,
+    "relu3_1": 109.0,
+    "relu3_2": 138.0,
+    "relu3_3": 295.0,
+    "relu3_4": 395.0,
+    "pool3": 610.0,
+    "relu4_1": 452.0,
+}
+
 
 class VGGFeatures(nn.Module):
     """Frozen VGG-19 (ImageNet weights) that returns the requested feature maps by name.
@@ -102,3 +122,15 @@ class VGGFeatures(nn.Module):
             if name in wanted:
                 out[name] = x
         return out
+
+
+def layer_means(features: VGGFeatures, images: torch.Tensor) -> dict[str, float]:
+    """Mean activation of each of ``features``' layers over ``images`` (B x 3 x H x W in
+    [-1, 1]): how ``LAYER_SCALES`` was measured."""
+    with torch.no_grad():
+        return {name: float(f.mean()) for name, f in features(images).items()}
+
+
+def normalised(feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Each feature map divided by its layer's ``LAYER_SCALES`` entry (order one on faces)."""
+    return {name: f / LAYER_SCALES[name] for name, f in feats.items()}

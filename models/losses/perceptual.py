@@ -11,11 +11,12 @@ All images are B x 3 x H x W RGB in [-1, 1] (the networks' range). The second im
 guide) is a constant: its features are computed without gradient, since it is the ground truth
 or the guide face, never something being trained; this also saves the memory of its graph.
 
-Scale: this VGG takes Caffe's input (BGR, 0-255, mean-free), so its features are large (relu3_2
-of a 128 px face averages ~1e2 and peaks in the thousands) where the papers' code feeds
-torchvision's VGG [-1, 1] or ImageNet-normalised input. Bicubic x8 against the true face (four
-bundled faces) gives L_mse ~0.02 but L_f ~4e4, L_style ~3e6 and L_ic ~2e5: the papers' loss
-weights do not carry over unchanged.
+Scale: this VGG takes Caffe's input (BGR, 0-255, mean-free), so its raw features are large
+(relu3_2 of a 128 px face averages ~1e2) where the papers' code feeds torchvision's VGG
+ImageNet-normalised input. Every loss here divides each layer's features by its mean activation
+on faces (``vgg_features.LAYER_SCALES``) first. Bicubic x8 against the true face (8 bundled
+faces) then gives L_mse 0.017, L_f (relu3_2) 2.0, L_style 2e-4 and L_ic (against another face)
+2.9, where the raw features gave L_f ~4e4, L_style ~3e6 and L_ic ~2e5.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.archs.adain import channel_stats
-from models.archs.vgg_features import VGGFeatures
+from models.archs.vgg_features import LAYER_SCALES, VGGFeatures
 from models.losses.pixel import check_pair
 
 Features = Mapping[str, torch.Tensor]
@@ -51,17 +52,22 @@ def gram_matrix(feat: torch.Tensor) -> torch.Tensor:
 
 
 def perceptual_loss(out_feats: Features, target_feats: Features, layer: str) -> torch.Tensor:
-    """MSE between the two images' features at ``layer`` (B x C x h x w each)."""
+    """MSE between the two images' features at ``layer`` (B x C x h x w each), each divided by
+    the layer's scale."""
     check_pair(out_feats[layer], target_feats[layer])
-    return F.mse_loss(out_feats[layer], target_feats[layer])
+    s = LAYER_SCALES[layer]
+    return F.mse_loss(out_feats[layer] / s, target_feats[layer] / s)
 
 
 def style_loss(out_feats: Features, target_feats: Features, layers: Sequence[str]) -> torch.Tensor:
-    """Sum over ``layers`` of the MSE between the two images' Gram matrices."""
+    """Sum over ``layers`` of the MSE between the two images' Gram matrices (of the features
+    divided by the layer's scale)."""
     terms = []
     for layer in layers:
         check_pair(out_feats[layer], target_feats[layer])
-        terms.append(F.mse_loss(gram_matrix(out_feats[layer]), gram_matrix(target_feats[layer])))
+        s = LAYER_SCALES[layer]
+        out_gram, target_gram = (gram_matrix(f[layer] / s) for f in (out_feats, target_feats))
+        terms.append(F.mse_loss(out_gram, target_gram))
     return _total(terms)
 
 
@@ -69,15 +75,17 @@ def illumination_compensation_loss(
     out_feats: Features, guide_feats: Features, layers: Sequence[str]
 ) -> torch.Tensor:
     """CPGAN's L_ic: sum over ``layers`` of MSE(mean(out), mean(guide)) + MSE(std(out),
-    std(guide)), the per-sample, per-channel spatial statistics (B x C) of ``channel_stats``.
+    std(guide)), the per-sample, per-channel spatial statistics (B x C) of ``channel_stats`` of
+    the features divided by the layer's scale.
 
     Only the statistics are compared, not the maps: output and guide are different people's
     faces, and the loss asks the output to take on the guide's illumination (AdaIN's style
     statistics), not its content. The sizes may differ for the same reason."""
     terms = []
     for layer in layers:
-        out_mean, out_std = channel_stats(out_feats[layer])
-        guide_mean, guide_std = channel_stats(guide_feats[layer])
+        s = LAYER_SCALES[layer]
+        out_mean, out_std = channel_stats(out_feats[layer] / s)
+        guide_mean, guide_std = channel_stats(guide_feats[layer] / s)
         check_pair(out_mean, guide_mean)  # B x C each: the batch sizes must agree
         terms.append(F.mse_loss(out_mean, guide_mean) + F.mse_loss(out_std, guide_std))
     return _total(terms)

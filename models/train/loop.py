@@ -9,8 +9,10 @@ trains (at which learning rate) and a step function that, given a batch, yields
 discriminator's terms, then its generator's).
 
 Determinism: the samples of global step ``s`` are drawn from a generator seeded by
-``(seed, s)``, and augmentation is keyed by (item, epoch), so a run killed and resumed from a
-checkpoint takes the same batches as one that never stopped, and ends with the same weights.
+``(seed, s)``, augmentation is keyed by (item, epoch), and torch's global generators are
+reseeded from ``(seed, s, rank)`` before the step (``step_seed``), so a run killed and resumed
+from a checkpoint takes the same batches and draws the same noise as one that never stopped,
+and ends with the same weights.
 """
 
 from __future__ import annotations
@@ -93,6 +95,9 @@ class Recipe:
     phases: list[Phase]
     output: str = "g"
     config: dict[str, Any] = field(default_factory=dict)
+    # DDP's find_unused_parameters: True for a recipe where some step leaves a trained module's
+    # parameters out of a backward pass (a sub-network frozen in one phase, say)
+    find_unused_parameters: bool = False
 
 
 @dataclass
@@ -141,6 +146,27 @@ def step_keys(seed: int, step: int, batch: int, n: int, dist: Distributed) -> li
     idx = torch.randint(n, (batch,), generator=g).tolist()
     epoch = step * batch // n
     return [(i, epoch) for i in idx[dist.rank :: dist.world]]
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of torch's global generators during global step ``step`` in process ``rank``:
+    noise a recipe draws in its step (``torch.randn``, dropout) is then a function of (seed,
+    step, rank) alone, so a resumed run draws what an uninterrupted one would have."""
+    return (seed * 1_000_003 + step) * 1009 + rank + 1
+
+
+def mean_over_processes(values: dict[str, float], dist: Distributed) -> dict[str, float]:
+    """Each logged loss averaged over the DDP processes (each saw a slice of the batch)."""
+    if dist.world == 1 or not values:
+        return values
+    import torch.distributed as td
+
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+    if td.get_backend() == "nccl":
+        t = t.cuda()
+    td.all_reduce(t)
+    return dict(zip(keys, (t / dist.world).tolist(), strict=True))
 
 
 def phase_at(phases: list[Phase], step: int) -> tuple[int, int]:
@@ -255,7 +281,11 @@ def train(
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         wrapped = {
-            k: DDP(m, device_ids=[device.index] if device.type == "cuda" else None)
+            k: DDP(
+                m,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=recipe.find_unused_parameters,
+            )
             for k, m in recipe.modules.items()
             if any(q.requires_grad for q in m.parameters())
         } | {
@@ -315,6 +345,7 @@ def train(
                 g["lr"] = g["base_lr"] * p.lr_decay**epoch
         batch = {key: v.to(device) if torch.is_tensor(v) else v for key, v in batch.items()}
         terms_out: dict[str, float] = {}
+        torch.manual_seed(step_seed(seed, step, dist.rank))
         with torch.autocast(device.type, torch.bfloat16, enabled=autocast):
             for name, terms, weights in phase.step(batch, wrapped):
                 opt = opts[name]
@@ -331,6 +362,7 @@ def train(
             ema.update(recipe.modules[recipe.output])
         step += 1
         bar.update(1)
+        terms_out = mean_over_processes(terms_out, dist)
         terms_out["total"] = sum(v for t, v in terms_out.items() if t.endswith("/total"))
         logger.prefix = phase.name
         logger.add(step - 1, terms_out, step == total)

@@ -7,7 +7,10 @@ import sys
 import torch
 
 from models.archs.baseline import BaselineConfig
-from models.train.loop import TrainParams, train
+from models.archs.discriminators import PatchDiscriminator
+from models.losses.adversarial import discriminator_loss, generator_loss
+from models.losses.pixel import mse_loss
+from models.train.loop import Phase, Recipe, TrainParams, train
 from models.train.recipes import BaselineParams, baseline_recipe
 from models.train.state import load_training_state, save_training_state
 from tests.helpers import REPO
@@ -37,8 +40,41 @@ def tiny_recipe(p: TrainParams, seed: int = 0):
     return baseline_recipe(BaselineParams(arch=arch, train=p), lr_size=4, task="toy", seed=seed)
 
 
-def weights(recipe):
-    return {k: v.clone() for k, v in recipe.modules["g"].state_dict().items()}
+def toy_gan_recipe(p: TrainParams, seed: int = 0) -> Recipe:
+    """A two-phase, two-optimiser recipe shaped like the papers' GANs: the generator alone
+    (MSE), then D and G in turn; D's real input gets instance noise drawn in the step, so the
+    run depends on the per-step seeding of torch's generators."""
+    g = tiny_recipe(p, seed).modules["g"]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed + 1)
+        d = PatchDiscriminator(width=8, layers=2)
+
+    def pretrain(batch, m):
+        yield "g", {"mse": mse_loss(m["g"](batch["lr"]), batch["hr"])}, {"mse": 1.0}
+
+    def joint(batch, m):
+        fake = m["g"](batch["lr"])
+        real = batch["hr"] + 0.1 * torch.randn_like(batch["hr"])
+        d_loss = discriminator_loss(m["d"](real), m["d"](fake.detach()))
+        yield "d", {"adv": d_loss}, {"adv": 1.0}
+        terms = {"mse": mse_loss(fake, batch["hr"]), "adv": generator_loss(m["d"](fake))}
+        yield "g", terms, {"mse": 1.0, "adv": 0.01}
+
+    half = p.steps // 2
+    phases = [
+        Phase("pretrain", half, {"g": [{"params": list(g.parameters())}]}, pretrain),
+        Phase(
+            "joint",
+            p.steps - half,
+            {"d": [{"params": list(d.parameters())}], "g": [{"params": list(g.parameters())}]},
+            joint,
+        ),
+    ]
+    return Recipe({"g": g, "d": d}, phases, "g", {"network": "toy-gan"})
+
+
+def weights(recipe, name: str = "g"):
+    return {k: v.clone() for k, v in recipe.modules[name].state_dict().items()}
 
 
 def test_a_tiny_network_overfits_four_pairs(tmp_path):
@@ -98,13 +134,38 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     assert again["resumed_at"] == 0
 
 
-def test_two_process_ddp_ranks_hold_identical_weights(tmp_path):
+def test_a_killed_gan_run_resumes_to_the_same_weights_noise_included(tmp_path):
+    """Killed in the joint phase, between checkpoints: the resumed run re-draws the instance
+    noise of the lost steps exactly, so G and D end as in an uninterrupted run."""
+    p = TrainParams(steps=10, batch=2, lr=1e-3, device="cpu", checkpoint_every=3)
+    whole = toy_gan_recipe(p, 5)
+    train(whole, ToyPairs(), tmp_path / "whole", p, seed=5, progress=False)
+    train(toy_gan_recipe(p, 5), ToyPairs(), tmp_path / "k", p, 5, progress=False, stop_after=8)
+    resumed = toy_gan_recipe(p, 5)
+    summary, _ = train(resumed, ToyPairs(), tmp_path / "k", p, 5, progress=False)
+    assert summary["resumed_at"] == 8 and set(summary["final_losses"]) >= {"d/adv", "g/adv"}
+    for name in ("g", "d"):
+        for k, v in weights(whole, name).items():
+            assert torch.equal(v, resumed.modules[name].state_dict()[k]), (name, k)
+
+
+def _torchrun(tmp_path, recipe: str, port: int) -> tuple[str, str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29531", "-m", "tests.models.train.ddp_worker", str(tmp_path)]  # fmt: skip
+           "--master_port", str(port), "-m", "tests.models.train.ddp_worker", str(tmp_path),
+           recipe]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    a, b = (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
+    return (tmp_path / "rank0.txt").read_text(), (tmp_path / "rank1.txt").read_text()
+
+
+def test_two_process_ddp_gan_ranks_hold_identical_generators_and_discriminators(tmp_path):
+    a, b = _torchrun(tmp_path, "gan", 29532)
+    assert a == b and len(a.split()) == 2  # one hash for G, one for D
+
+
+def test_two_process_ddp_ranks_hold_identical_weights(tmp_path):
+    a, b = _torchrun(tmp_path, "baseline", 29531)
     assert a == b
     # and they did train: the weights differ from the initial ones
     init = tiny_recipe(TrainParams(steps=2, batch=4))
