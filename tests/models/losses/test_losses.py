@@ -342,8 +342,8 @@ def test_unknown_adversarial_kind_names_the_choices():
 
 
 def test_layer_scales_are_the_mean_activations_of_bundled_faces(features):
-    from tests.helpers import bundled_faces
     from models.archs.vgg_features import LAYER_SCALES, layer_means
+    from tests.helpers import bundled_faces
 
     faces = torch.from_numpy(bundled_faces(8, 128)).permute(0, 3, 1, 2).float() / 127.5 - 1
     means = layer_means(features, faces)
