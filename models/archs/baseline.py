@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from datagen.core.params import ParamGroup
 from models.archs.blocks import ResidualBlock, SpatialTransformer, Upsample2x
@@ -30,6 +31,7 @@ class BaselineConfig(ParamGroup):
     blocks: int = 4  # residual blocks at 16x16
     stn: bool = True  # spatial transformer on the 16x16 features
     upsample: str = "deconv"  # deconv | pixelshuffle
+    residual: bool = False  # add the output to the bicubic-upsampled input (warped by the STN)
 
     def validate(self) -> None:
         if self.width < 8 or self.blocks < 0:
@@ -57,10 +59,27 @@ class BaselineSR(nn.Module):
             c = nxt
         self.up = nn.Sequential(*ups)
         self.tail = nn.Conv2d(c, 3, 3, padding=1)
+        if config.residual:
+            # a zero residual at the start: training begins from the (aligned) bicubic image
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     def forward(self, lr: torch.Tensor) -> torch.Tensor:
         x = self.head(lr)
+        theta = None
         if self.stn is not None:
-            x = self.stn(x)
+            x, theta = self.stn(x, return_theta=True)
         x = x + self.body(x)
-        return torch.tanh(self.tail(self.up(x)))
+        y = self.tail(self.up(x))
+        if not self.config.residual:
+            return torch.tanh(y)
+        return (self.aligned_bicubic(lr, theta) + y).clamp(-1, 1)
+
+    def aligned_bicubic(self, lr: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
+        """The bicubic x8 image of ``lr`` (B x 3 x s x s), resampled through the STN's transform
+        (the same normalised coordinates at every resolution): B x 3 x 8s x 8s."""
+        up = F.interpolate(lr, scale_factor=8, mode="bicubic", align_corners=False)
+        if theta is None:
+            return up
+        grid = F.affine_grid(theta, list(up.shape), align_corners=False)
+        return F.grid_sample(up, grid, padding_mode="border", align_corners=False)
