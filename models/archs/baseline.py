@@ -30,7 +30,7 @@ class BaselineConfig(ParamGroup):
     width: int = 64  # channels at 16x16; halved at each x2 upsampling (at least 16)
     blocks: int = 4  # residual blocks at 16x16
     stn: bool = True  # spatial transformer on the 16x16 features
-    upsample: str = "deconv"  # deconv | pixelshuffle
+    upsample: str = "pixelshuffle"  # pixelshuffle | deconv
     residual: bool = False  # add the output to the bicubic-upsampled input (warped by the STN)
 
     def validate(self) -> None:

@@ -13,7 +13,11 @@ from models.stages.train_baseline import build_train_baseline
 from models.train.checkpoints import CheckpointError
 from tests.helpers import small_faces
 
-TINY = {"arch": {"width": 16, "blocks": 1}, "train": {"steps": 6, "batch": 4, "device": "cpu"}}
+TINY = {
+    "arch": {"width": 16, "blocks": 1},
+    "identity_steps": 2,  # the default recipe's second phase, as the pipeline runs it
+    "train": {"steps": 6, "batch": 4, "device": "cpu"},
+}
 
 
 @pytest.fixture(scope="module")
