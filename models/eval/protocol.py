@@ -12,6 +12,7 @@ one). Landmarks: dlib's landmarks found on the output against the target's.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from models.data.tasks import TaskDataset
 from models.eval import metrics
 from models.losses.identity import IdentityLoss
 from models.train.device import pick_device
-from models.train.model_file import load_model
+from models.train.model_loader import load_model
 
 METHODS = ("bicubic", "baseline", "cpgan", "vividgan", "prouigan")
 GRID_FACES = 6  # test faces in each sample grid (the same ones for every method)
@@ -51,11 +52,25 @@ def bicubic(lr: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+def takes_guide(model: torch.nn.Module) -> bool:
+    """Whether a network's ``forward`` takes a guide face (CPGAN's ``forward(lr, guide)``): the
+    protocol feeds each pair's stored guide to such a network, and only the LR input to the
+    others (the baseline)."""
+    return "guide" in inspect.signature(model.forward).parameters
+
+
 def run_method(
-    model: torch.nn.Module | None, lr: torch.Tensor, hr_size: int, device: torch.device, batch: int
+    model: torch.nn.Module | None,
+    lr: torch.Tensor,
+    hr_size: int,
+    device: torch.device,
+    batch: int,
+    guide: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, Any]:
     """Outputs (N x H x W x 3 uint8) of a network (``model``; None: bicubic) on the LR inputs
-    (N x 3 x h x w in [-1, 1]), and the callable to time."""
+    (N x 3 x h x w in [-1, 1]), and the callable to time. ``guide``: N x 3 x H x W guide faces
+    in [-1, 1] (or 1 x 3 x H x W, one guide for every input), given to a network that
+    ``takes_guide`` and ignored by the others."""
     if model is None:
 
         def fn(x: torch.Tensor) -> np.ndarray:
@@ -63,11 +78,29 @@ def run_method(
 
         return bicubic(metrics.to_uint8(lr), hr_size), fn
     model.to(device)
+    if not takes_guide(model):
+        with torch.no_grad():
+            outs = [
+                metrics.to_uint8(model(lr[i : i + batch].to(device)))
+                for i in range(0, len(lr), batch)
+            ]
+        return np.concatenate(outs), model
+    if guide is None:
+        raise ValueError(f"{type(model).__name__} takes a guide face and none was given")
+    if len(guide) not in (1, len(lr)):
+        raise ValueError(f"{len(guide)} guide faces for {len(lr)} inputs (give 1 or one each)")
+
+    def guides(n: int, start: int = 0) -> torch.Tensor:
+        g = guide[:1].expand(n, -1, -1, -1) if len(guide) == 1 else guide[start : start + n]
+        return g.to(device)
+
+    outs = []
     with torch.no_grad():
-        outs = [
-            metrics.to_uint8(model(lr[i : i + batch].to(device))) for i in range(0, len(lr), batch)
-        ]
-    return np.concatenate(outs), model
+        for i in range(0, len(lr), batch):
+            x = lr[i : i + batch]
+            outs.append(metrics.to_uint8(model(x.to(device), guides(len(x), i))))
+    # timed with the first input's guide repeated, as the LR input is
+    return np.concatenate(outs), lambda x: model(x, guides(1).expand(len(x), -1, -1, -1))
 
 
 def gallery_faces(faces_dir: Path, identities: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
@@ -111,7 +144,9 @@ def evaluate(
     items = [ds[i] for i in range(len(ds))]  # the test split, decoded once
     lr = torch.stack([it["lr"] for it in items])
     targets = metrics.to_uint8(torch.stack([it["hr"] for it in items]))
-    outputs, fn = run_method(model, lr, ds.hr_size, dev, batch)
+    # the pairs' stored guides (illumination), for a network that takes one (CPGAN)
+    guide = torch.stack([it["guide"] for it in items]) if "guide" in items[0] else None
+    outputs, fn = run_method(model, lr, ds.hr_size, dev, batch, guide)
     index = ds.index
     per_image: dict[str, np.ndarray] = dict(metrics.psnr_ssim(outputs, targets))
     gallery, g_ids, g_faces = gallery_faces(Path(faces_dir), set(index["identity"].to_list()))
