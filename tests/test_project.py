@@ -56,10 +56,12 @@ def param_classes() -> dict:
     from datagen.stages.pairs_illumination import IlluminationParams
     from datagen.stages.pairs_occlusion import OcclusionParams
     from datagen.stages.pairs_pose import PoseParams
+    from models.train.cpgan import CPGANParams
     from models.train.recipes import BaselineParams
 
     classes = (
         BaselineParams,
+        CPGANParams,
         ShardsParams,
         FacesParams,
         DegradeParams,

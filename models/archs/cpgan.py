@@ -118,8 +118,8 @@ class ExternalCPnet(nn.Module):
 
 class CPGANGenerator(nn.Module):
     """LR B x 3 x s x s and guide B x 3 x S x S (S any size; 128 in the pairs), both in [-1, 1]
-    -> a dict: ``sr`` B x 3 x 8s x 8s in [-1, 1] (tanh) and ``heatmaps``, a list (one per
-    hourglass stack) of B x 68 x 4s x 4s."""
+    -> the face B x 3 x 8s x 8s in [-1, 1] (tanh); with ``heatmaps=True``, also the list (one
+    per hourglass stack) of B x 68 x 4s x 4s landmark heatmaps that L_h trains."""
 
     def __init__(self, config: CPGANConfig = CPGANConfig(), lr_size: int = 16):
         super().__init__()
@@ -173,20 +173,23 @@ class CPGANGenerator(nn.Module):
             f = self.up[str(k)](self.external[str(k)].blocks(f))
         return out
 
-    def forward(self, lr: torch.Tensor, guide: torch.Tensor) -> dict[str, object]:
+    def forward(
+        self, lr: torch.Tensor, guide: torch.Tensor, heatmaps: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         c = self.config
         guides = self.guide_features(guide) if c.external and c.copy_scales else {}
         x = self.shrink(self.internal(self.head(lr)))
-        heatmaps: list[torch.Tensor] = []
+        maps: list[torch.Tensor] = []
         for k in SCALES:
             if str(k) in self.stn:
                 x = self.stn[str(k)](x)
             x = self.external[str(k)](x, guides.get(k) if k in c.copy_scales else None)
             if k == 64:
-                heatmaps = self.hourglass(x)
-                x = self.fuse(torch.cat([x, heatmaps[-1]], 1))
+                maps = self.hourglass(x)
+                x = self.fuse(torch.cat([x, maps[-1]], 1))
             x = self.up[str(k)](x)
-        return {"sr": self.tail(x), "heatmaps": heatmaps}
+        sr = self.tail(x)
+        return (sr, maps) if heatmaps else sr
 
 
 def _spectral_norm_convs(module: nn.Module, skip: nn.Module) -> None:

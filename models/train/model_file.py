@@ -1,12 +1,11 @@
 """Trained networks as files: ``model.safetensors`` holds the weights of the network a training
 run produced and, in its metadata, which network it is, its architecture and the task it was
-trained for, so that ``load_model`` rebuilds it (and refuses a file of another network or task
+trained for, so that ``model_loader.load_model`` rebuilds it (and refuses a file of another network or task
 with a message naming it)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +17,9 @@ MODEL_FILE = "model.safetensors"
 FORMAT = "facepairs-model-1"
 
 
-def _baseline(arch: dict[str, Any], lr_size: int) -> nn.Module:
-    from models.archs.baseline import BaselineConfig, BaselineSR
-
-    return BaselineSR(BaselineConfig.from_params(arch), lr_size)
-
-
-# network name -> builder(arch params, LR size); the papers' networks add themselves here
-BUILDERS: dict[str, Callable[[dict[str, Any], int], nn.Module]] = {"baseline": _baseline}
+# the networks a model file may hold; ``models.train.model_loader`` rebuilds each (kept apart
+# so that a training stage, which only saves, does not depend on every network's code)
+NETWORKS = ("baseline", "cpgan", "vividgan", "prouigan")
 
 
 def model_path(path: str | Path) -> Path:
@@ -41,8 +35,8 @@ def save_model(
     extra: dict[str, Any] | None = None,
 ) -> Path:  # fmt: skip
     """Write ``module``'s weights with what ``load_model`` needs to rebuild it."""
-    if network not in BUILDERS:
-        raise ValueError(f"unknown network {network!r}; known: {sorted(BUILDERS)}")
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r}; known: {list(NETWORKS)}")
     meta = {
         "format": FORMAT,
         "network": network,
@@ -56,11 +50,11 @@ def save_model(
     return save_tensors(module.state_dict(), file, meta)
 
 
-def load_model(
+def read_model_file(
     path: str | Path, network: str | None = None, task: str | None = None
-) -> tuple[nn.Module, dict[str, str]]:
-    """The network stored at ``path`` (a file or its folder), in eval mode, and its metadata;
-    ``network`` / ``task``, when given, must be what the file holds."""
+) -> tuple[dict[str, Any], dict[str, str], Path]:
+    """The tensors and metadata of the model file at ``path`` (a file or its folder), and the
+    file; ``network`` / ``task``, when given, must be what the file holds."""
     file = model_path(path)
     tensors, meta = load_tensors(file)
     if meta.get("format") != FORMAT:
@@ -69,12 +63,4 @@ def load_model(
         raise CheckpointError(f"{file} holds a {meta['network']} network, not {network}")
     if task is not None and meta["task"] != task:
         raise CheckpointError(f"{file} was trained for the {meta['task']} task, not {task}")
-    builder = BUILDERS.get(meta["network"])
-    if builder is None:
-        raise CheckpointError(f"{file}: unknown network {meta['network']!r}")
-    model = builder(json.loads(meta["arch"]), int(meta["lr_size"]))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as e:
-        raise CheckpointError(f"{file} does not match its {meta['network']} network: {e}") from e
-    return model.eval(), meta
+    return tensors, meta, file

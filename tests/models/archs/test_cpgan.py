@@ -23,11 +23,14 @@ def inputs(seed: int = 0, n: int = 2):
 def test_generator_shapes_and_backward():
     net = build().train()
     lr, guide = inputs()
-    out = net(lr, guide)
-    assert out["sr"].shape == (2, 3, 128, 128)
-    assert out["sr"].abs().max() <= 1
-    assert len(out["heatmaps"]) == 1 and out["heatmaps"][0].shape == (2, 68, 64, 64)
-    (out["sr"].mean() + out["heatmaps"][0].mean()).backward()
+    sr, maps = net(lr, guide, heatmaps=True)
+    assert sr.shape == (2, 3, 128, 128) and sr.abs().max() <= 1
+    assert len(maps) == 1 and maps[0].shape == (2, 68, 64, 64)
+    with torch.no_grad():
+        assert net.eval()(lr, guide).shape == sr.shape  # without heatmaps=True: the face alone
+    net.train()
+    sr, maps = net(lr, guide, heatmaps=True)
+    (sr.mean() + maps[0].mean()).backward()
     assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
 
 
@@ -43,9 +46,9 @@ def test_the_guide_changes_the_output_only_with_the_external_cpnets():
     _, other = inputs(2)
     with torch.no_grad():
         on = build()
-        assert not torch.allclose(on(lr, guide)["sr"], on(lr, other)["sr"], atol=1e-6)
+        assert not torch.allclose(on(lr, guide), on(lr, other), atol=1e-6)
         off = build(external=False)
-        assert torch.equal(off(lr, guide)["sr"], off(lr, other)["sr"])
+        assert torch.equal(off(lr, guide), off(lr, other))
 
 
 def test_ablation_switches_change_the_parameter_count_as_expected():

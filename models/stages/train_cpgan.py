@@ -1,0 +1,35 @@
+"""Stage ``train_cpgan``: ``data/pairs/illumination`` -> ``artifacts/models/cpgan/``
+(``model.safetensors``, the training state for resuming, ``samples.png``) and the loss curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from models.data.tasks import TaskDataset
+from models.stages.training import train_network
+from models.train.cpgan import CPGANParams, cpgan_recipe
+
+
+def build_train_cpgan(
+    pairs_dir: Path,
+    out_dir: Path,
+    params: dict[str, Any],
+    seed: int,
+    live_dir: Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train CPGAN on the train split of the illumination pairs (resuming a killed run); write
+    the trained generator and a sample grid of test faces to ``out_dir``. Returns a summary."""
+    p = CPGANParams.from_params(params)
+    data = TaskDataset(
+        pairs_dir, "illumination", "train", p.heatmap_size, flip=True, seed=seed,
+        cache_row_groups=10**6,
+    )  # fmt: skip
+    recipe = cpgan_recipe(p, data.lr_size, seed)
+    extra = {k: v for k, v in recipe.config.items() if k not in ("network", "task", "arch")}
+    extra["train"] = p.train.outputs()
+    return train_network(
+        "cpgan", "illumination", recipe, data, pairs_dir, out_dir, p.train, seed,
+        p.arch.outputs(), extra, live_dir, progress, inputs=("lr", "guide"),
+    )  # fmt: skip
