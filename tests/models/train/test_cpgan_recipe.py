@@ -40,8 +40,8 @@ def test_a_tiny_cpgan_overfits_one_batch(tmp_path):
     p = CPGANParams(
         arch=ARCH,
         weights=CPGANWeights(identity=0.0, ic=0.0),
-        train=TrainParams(steps=120, batch=2, lr=2e-3, device="cpu", log_every=10),
-        pretrain_steps=120,
+        train=TrainParams(steps=60, batch=2, lr=3e-3, device="cpu", log_every=5),
+        pretrain_steps=60,
     )
     summary, _ = train(cpgan_recipe(p), ToyShaded(), tmp_path, p.train, 0, progress=False)
     first, last = summary["first_losses"]["g/mse"], summary["final_losses"]["g/mse"]
