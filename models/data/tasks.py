@@ -114,6 +114,17 @@ def denormalize_image(x: torch.Tensor) -> torch.Tensor:
     return ((x.to(torch.float32) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    """B x 3 x H x W in [-1, 1] -> B x H x W x 3 uint8 RGB: ``(t + 1) * 127.5``, rounded (half
+    to even, ``torch.round``), clipped to 0..255."""
+    if t.ndim != 4 or t.shape[1] != 3:
+        raise ValueError(f"expected a B x 3 x H x W tensor, got shape {tuple(t.shape)}")
+    if not t.is_floating_point():  # a uint8 tensor is not in [-1, 1]: refuse, do not guess
+        raise ValueError(f"expected a float tensor in [-1, 1], got {t.dtype}")
+    x = denormalize_image(t.detach().cpu())
+    return np.ascontiguousarray(x.permute(0, 2, 3, 1).numpy())
+
+
 def flip_landmarks(landmarks: torch.Tensor, width: int) -> torch.Tensor:
     """Landmarks of the left-right mirrored image: ... x 68 x 2 -> ... x 68 x 2.
 

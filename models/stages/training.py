@@ -12,16 +12,11 @@ from torch import nn
 
 from datagen.core.images import tile_grid, write_png
 from datagen.core.pairs import shard_checksums
-from models.data.tasks import TaskDataset, denormalize_image
+from models.data.tasks import TaskDataset, to_uint8
 from models.train.loop import Recipe, TrainParams, train
 from models.train.model_file import save_model
 
 SAMPLES = 4  # test faces in the sample grid
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """B x 3 x H x W in [-1, 1] -> B x H x W x 3 uint8."""
-    return denormalize_image(x.cpu()).permute(0, 2, 3, 1).numpy()
 
 
 def sample_grid(
