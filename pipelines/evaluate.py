@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from models.eval.protocol import METHODS
+from models.eval.protocol import METHODS, checkpoint_dir
 from models.stages.evaluate import build_evaluate
 
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
     name = f"{args.method}-{args.task}"
-    checkpoint = None if args.method == "bicubic" else Path("artifacts/models") / name
+    checkpoint = None if args.method == "bicubic" else checkpoint_dir(args.method, args.task)
     r = build_evaluate(
         args.method,
         args.task,

@@ -32,6 +32,8 @@ from models.train.device import pick_device
 from models.train.model_loader import load_model
 
 METHODS = ("bicubic", "baseline", "cpgan", "vividgan", "prouigan")
+# the networks made for one task (their training stage writes artifacts/models/<method>/)
+TASK_OF = {"cpgan": "illumination", "vividgan": "pose", "prouigan": "occlusion"}
 GRID_FACES = 6  # test faces in each sample grid (the same ones for every method)
 KEYS = (
     "psnr", "ssim", "psnr_y", "ssim_y", "identity_distance", "rank1", "rank5",
@@ -50,6 +52,19 @@ def bicubic(lr: np.ndarray, size: int) -> np.ndarray:
     return np.stack(
         [np.asarray(Image.fromarray(x).resize((size, size), Image.Resampling.BICUBIC)) for x in lr]
     )
+
+
+def checkpoint_dir(method: str, task: str, models_dir: Path = Path("artifacts/models")) -> Path:
+    """Where the training stages write a method's model: ``<models_dir>/<method>`` for a network
+    made for one task (CPGAN, VividGAN, Pro-UIGAN), ``<models_dir>/<method>-<task>`` for the
+    baseline, which is trained once per task."""
+    if method == "bicubic":
+        raise ValueError("bicubic has no checkpoint")
+    if method in TASK_OF:
+        if task != TASK_OF[method]:
+            raise ValueError(f"{method} is trained for {TASK_OF[method]}, not {task}")
+        return models_dir / method
+    return models_dir / f"{method}-{task}"
 
 
 def takes_guide(model: torch.nn.Module) -> bool:

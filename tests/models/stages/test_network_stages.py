@@ -2,11 +2,12 @@
 and bicubic, write the summary table; and their bad-input errors."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from datagen.stages.pairs_occlusion import build_pairs_occlusion
-from models.eval.protocol import KEYS
+from models.eval.protocol import KEYS, checkpoint_dir
 from models.stages.eval_summary import build_eval_summary
 from models.stages.evaluate import build_evaluate
 from models.stages.train_baseline import build_train_baseline
@@ -66,3 +67,13 @@ def test_bad_inputs_are_clear_errors(built, tmp_path):
                        tmp_path / "x.json", None, "cpu")  # fmt: skip
     with pytest.raises(ValueError, match="lacks column"):
         build_train_baseline("pose", pairs, tmp_path / "m", TINY, 0, None, progress=False)
+
+
+def test_checkpoint_dirs_follow_the_training_stages():
+    # dvc.yaml's train stages write these folders; the evaluate stage reads them
+    assert checkpoint_dir("baseline", "pose") == Path("artifacts/models/baseline-pose")
+    assert checkpoint_dir("cpgan", "illumination") == Path("artifacts/models/cpgan")
+    with pytest.raises(ValueError, match="cpgan is trained for illumination, not pose"):
+        checkpoint_dir("cpgan", "pose")
+    with pytest.raises(ValueError, match="no checkpoint"):
+        checkpoint_dir("bicubic", "pose")

@@ -1,5 +1,5 @@
 """CPGAN's recipe: a tiny CPGAN overfits one batch, the joint phase trains D and G on every
-term, and bad params are refused."""
+term of the paper's L_G (and G alone when L_adv is off), and bad params are refused."""
 
 import pytest
 import torch
@@ -10,6 +10,7 @@ from models.train.cpgan import CPGANParams, CPGANWeights, cpgan_recipe
 from models.train.loop import TrainParams, train
 
 ARCH = CPGANConfig(width=16, internal_blocks=1, external_blocks=1, hourglass_width=16)
+PAPER = CPGANWeights(mse=1.0, identity=1e-3, heatmap=1e-2, ic=1.0, adv=1e-2)  # supplement s2
 
 
 class ToyShaded(torch.utils.data.Dataset):
@@ -51,7 +52,7 @@ def test_a_tiny_cpgan_overfits_one_batch(tmp_path):
 def test_the_joint_phase_trains_d_and_g_on_every_term(tmp_path):
     p = CPGANParams(
         arch=ARCH,
-        weights=CPGANWeights(identity=1.0),
+        weights=PAPER,
         train=TrainParams(steps=3, batch=2, device="cpu", log_every=1),
         pretrain_steps=1,
         ic_size=32,
@@ -66,6 +67,25 @@ def test_the_joint_phase_trains_d_and_g_on_every_term(tmp_path):
         assert last[term] > 0, term
     after = recipe.modules["d"].state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # D trained
+
+
+def test_without_the_adversarial_term_no_discriminator_is_trained(tmp_path):
+    # the CPU default (adv 0): the joint phase is the generator alone with L_id added
+    p = CPGANParams(
+        arch=ARCH,
+        weights=CPGANWeights(identity=1.0, ic=0.0, adv=0.0),
+        train=TrainParams(steps=3, batch=2, device="cpu", log_every=1),
+        pretrain_steps=1,
+    )
+    recipe = cpgan_recipe(p)
+    assert list(recipe.phases[1].optimisers) == ["g"]
+    before = {k: v.clone() for k, v in recipe.modules["d"].state_dict().items()}
+    summary, _ = train(recipe, ToyShaded(), tmp_path, p.train, 0, progress=False)
+    last = summary["final_losses"]
+    assert last["phase"] == "joint" and last["g/identity"] > 0
+    assert not any(k.startswith("d/") or k in ("g/adv", "g/ic") for k in last), last
+    after = recipe.modules["d"].state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_bad_cpgan_params_are_refused():
