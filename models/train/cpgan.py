@@ -33,7 +33,7 @@ class CPGANWeights(ParamGroup):
     (1, 1e-3, 1e-2, 1, 1e-2); the CPU default differs in three, each measured (README, "CPGAN"):
     ``identity`` 20, because our L_id is the MSE of unit-length dlib descriptors (~3e-3 on
     these faces, where the paper's 1e-3 would make it vanish; 20 is the baseline's weight), and
-    ``ic`` and ``adv`` 0, because in a 150-step joint phase each costs 1.5-2.5 dB and identity
+    ``ic`` and ``adv`` 0, because in a 100-step joint phase each costs 1.5-2.5 dB and identity
     (the GAN needs the GPU recipe's length). With ``adv`` 0 no discriminator is trained."""
 
     GROUP = "cpgan.weights"
@@ -56,7 +56,7 @@ class CPGANParams(ParamGroup):
     arch: CPGANConfig = field(default_factory=CPGANConfig)
     weights: CPGANWeights = field(default_factory=CPGANWeights)
     train: TrainParams = field(default_factory=lambda: TrainParams(steps=450, lr_decay=0.99))
-    pretrain_steps: int = 300  # steps of L_mse + L_h alone before the joint phase (paper: 0)
+    pretrain_steps: int = 250  # steps of L_mse + L_h alone before the joint phase (paper: 0)
     adversarial: str = "lsgan"  # lsgan (the author code's MSE criterion) | nonsaturating
     disc_width: int = 32  # PatchGAN width (3 stride-2 layers, spectral norm)
     ic_size: int = 64  # side at which L_ic reads the VGG statistics (paper: 128)

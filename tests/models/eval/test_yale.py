@@ -298,3 +298,21 @@ def test_an_illumination_checkpoint_and_the_cli(work, record, tmp_path, capsys):
     assert got["n"] == record["n"] and got["rejected"] == record["rejected"]  # the same images
     assert got["psnr"] != record["psnr"]
     assert (tmp_path / "grid.png").is_file()
+
+
+def test_a_cpgan_checkpoint_gets_the_guide(work, record, faces, tmp_path):
+    from models.archs.cpgan import CPGANConfig, CPGANGenerator
+    from models.train.model_file import save_model
+
+    arch = {"width": 16, "internal_blocks": 1, "external_blocks": 1, "hourglass_width": 16}
+    torch.manual_seed(0)
+    net = CPGANGenerator(CPGANConfig(**arch), 16)
+    ckpt = save_model(net, tmp_path / "cpgan", "cpgan", "illumination", arch, 16)
+    r = yale.evaluate_yale(
+        YALE, None, ckpt, params=_params(), subjects=SUBJECTS, faces_dir=faces, work_dir=work,
+        workers=1, device="cpu", progress=False,
+    )  # fmt: skip
+    assert r["method"] == "cpgan" and r["parameters"] == sum(p.numel() for p in net.parameters())
+    assert r["guide_face_id"] == yale.pick_guide(faces)[1]
+    assert r["n"] == record["n"] and r["rejected"] == record["rejected"]
+    assert 0 < r["ssim"] < 1 and r["psnr"] != record["psnr"]
