@@ -33,7 +33,7 @@ class CPGANWeights(ParamGroup):
     (1, 1e-3, 1e-2, 1, 1e-2); the CPU default differs in three, each measured (README, "CPGAN"):
     ``identity`` 20, because our L_id is the MSE of unit-length dlib descriptors (~3e-3 on
     these faces, where the paper's 1e-3 would make it vanish; 20 is the baseline's weight), and
-    ``ic`` and ``adv`` 0, because in a 100-step joint phase each costs 1.5-2.5 dB and identity
+    ``ic`` and ``adv`` 0, because in a 100-step joint phase they cost 0.5-2.5 dB and identity
     (the GAN needs the GPU recipe's length). With ``adv`` 0 no discriminator is trained."""
 
     GROUP = "cpgan.weights"
