@@ -26,13 +26,13 @@ from datagen.core.tables import format_table
 from models.archs.baseline import BaselineConfig, BaselineSR
 from models.archs.cpgan import CPGANConfig, CPGANGenerator
 from models.eval.metrics import parameter_count, speed, to_uint8
-from models.eval.protocol import bicubic
+from models.eval.protocol import bicubic, takes_guide
 from models.train.device import pick_device
 
 
 def _caller(model: torch.nn.Module):
     """``f(lr, guide)``: the guide goes to a network that takes one (CPGAN) and nowhere else."""
-    if isinstance(model, CPGANGenerator):
+    if takes_guide(model):
         return lambda lr, guide: model(lr, guide)
     return lambda lr, guide: model(lr)
 

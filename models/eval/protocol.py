@@ -94,28 +94,29 @@ def run_method(
         return bicubic(metrics.to_uint8(lr), hr_size), fn
     model.to(device)
     if not takes_guide(model):
-        with torch.no_grad():
-            outs = [
-                metrics.to_uint8(model(lr[i : i + batch].to(device)))
-                for i in range(0, len(lr), batch)
-            ]
-        return np.concatenate(outs), model
-    if guide is None:
-        raise ValueError(f"{type(model).__name__} takes a guide face and none was given")
-    if len(guide) not in (1, len(lr)):
-        raise ValueError(f"{len(guide)} guide faces for {len(lr)} inputs (give 1 or one each)")
+        call, fn = (lambda x, start: model(x)), model
+    else:
+        if guide is None:
+            raise ValueError(f"{type(model).__name__} takes a guide face and none was given")
+        if len(guide) not in (1, len(lr)):
+            raise ValueError(f"{len(guide)} guide faces for {len(lr)} inputs (give 1 or one each)")
 
-    def guides(n: int, start: int = 0) -> torch.Tensor:
-        g = guide[:1].expand(n, -1, -1, -1) if len(guide) == 1 else guide[start : start + n]
-        return g.to(device)
+        def guides(n: int, start: int = 0) -> torch.Tensor:
+            g = guide[:1].expand(n, -1, -1, -1) if len(guide) == 1 else guide[start : start + n]
+            return g.to(device)
 
-    outs = []
+        def call(x: torch.Tensor, start: int) -> torch.Tensor:
+            return model(x, guides(len(x), start))
+
+        def fn(x: torch.Tensor) -> torch.Tensor:  # timed with the first input's guide repeated
+            return model(x, guides(1).expand(len(x), -1, -1, -1))
+
     with torch.no_grad():
-        for i in range(0, len(lr), batch):
-            x = lr[i : i + batch]
-            outs.append(metrics.to_uint8(model(x.to(device), guides(len(x), i))))
-    # timed with the first input's guide repeated, as the LR input is
-    return np.concatenate(outs), lambda x: model(x, guides(1).expand(len(x), -1, -1, -1))
+        outs = [
+            metrics.to_uint8(call(lr[i : i + batch].to(device), i))
+            for i in range(0, len(lr), batch)
+        ]
+    return np.concatenate(outs), fn
 
 
 def gallery_faces(faces_dir: Path, identities: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
@@ -159,8 +160,9 @@ def evaluate(
     items = [ds[i] for i in range(len(ds))]  # the test split, decoded once
     lr = torch.stack([it["lr"] for it in items])
     targets = metrics.to_uint8(torch.stack([it["hr"] for it in items]))
-    # the pairs' stored guides (illumination), for a network that takes one (CPGAN)
-    guide = torch.stack([it["guide"] for it in items]) if "guide" in items[0] else None
+    # the pairs' stored guides (illumination), stacked only for a network that takes one (CPGAN)
+    guided = model is not None and takes_guide(model) and "guide" in items[0]
+    guide = torch.stack([it["guide"] for it in items]) if guided else None
     outputs, fn = run_method(model, lr, ds.hr_size, dev, batch, guide)
     index = ds.index
     per_image: dict[str, np.ndarray] = dict(metrics.psnr_ssim(outputs, targets))
