@@ -118,8 +118,8 @@ class StrokeShape:
     with the mask size).
 
     ``strokes``: mean number of brush strokes (1 + Poisson(strokes - 1));
-    ``width``: median brush thickness (``cv2.line``'s thickness), per stroke log-normal with
-    sigma ``width_spread``; ``length_spread``: log-normal sigma of each stroke's step length,
+    ``width``: median brush thickness (``cv2.line``'s thickness, which paints about one or two
+    pixels wider), per stroke log-normal with sigma ``width_spread``; ``length_spread``: log-normal sigma of each stroke's step length,
     so of its final length (all strokes grow in turn until the bin is reached);
     ``specks``: mean number (Poisson) of 1-3 px square specks scattered over the mask.
     """

@@ -213,8 +213,9 @@ def shape_rows(ours: Sequence[np.ndarray], folder: Sequence[np.ndarray] | None) 
     return rows
 
 
-def worst(rows: Sequence[BinRow]) -> tuple[float, str, str]:
-    """The ratio furthest from 1 (in log) over the bins 0-5: (ratio, bin label, statistic)."""
+def worst(rows: Sequence[BinRow]) -> tuple[float, str, str] | None:
+    """The ratio furthest from 1 (in log) over the bins 0-5: (ratio, bin label, statistic);
+    None when no bin has masks on both sides."""
     found = [
         (abs(math.log(v)), v, row.label, name)
         for row in rows[:N_BINS]
@@ -222,6 +223,8 @@ def worst(rows: Sequence[BinRow]) -> tuple[float, str, str]:
         for name, v in zip(Shape._fields, r, strict=True)
         if v > 0 and math.isfinite(v)
     ]
+    if not found:
+        return None
     _, v, label, name = max(found)
     return v, label, name
 
@@ -331,13 +334,17 @@ def run_stats(args: argparse.Namespace) -> int:
         print(f"Shape statistics per bin, irregular {style}{against} ({args.size} px):")
         rows = shape_rows(ms, masks.folder_whole)
         print(shape_table(rows, markdown=True))
-        if masks.folder_whole is not None:
-            v, label, name = worst(rows)
-            verdict = "yes" if abs(v - 1) <= GOAL else "no"
-            print(
-                f"{style}: worst ratio {v:.2f} (bin {label}, {STAT_HEADS[name]}); every "
-                f"statistic within {100 * GOAL:.0f}% of the folder's in every bin: {verdict}"
-            )
+        if masks.folder_whole is None:
+            continue
+        if (w := worst(rows)) is None:
+            print(f"{style}: no bin holds masks of both ours and the folder")
+            continue
+        v, label, name = w
+        verdict = "yes" if abs(v - 1) <= GOAL and all(r.n and r.n_folder for r in rows) else "no"
+        print(
+            f"{style}: worst ratio {v:.2f} (bin {label}, {STAT_HEADS[name]}); every "
+            f"statistic within {100 * GOAL:.0f}% of the folder's in every bin: {verdict}"
+        )
     return 0
 
 

@@ -109,3 +109,10 @@ def test_fit_command_prints_a_shapes_table_to_paste(capsys, tmp_path):
     shapes = namespace["STROKE_SHAPES"]
     assert len(shapes) == 6 and all(isinstance(s, StrokeShape) for s in shapes)
     assert "| 0: 0-10% | 3 | 2 |" in out
+
+
+def test_stats_command_says_so_when_no_bin_can_be_compared(capsys, tmp_path):
+    Image.fromarray(disk(80)).save(tmp_path / "big.png")  # over 60%: in no bin
+    assert masks_main(["stats", "--n", "6", "--folder", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "strokes: no bin holds masks of both ours and the folder" in out
