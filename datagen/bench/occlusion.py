@@ -179,6 +179,10 @@ def benchmark(refs: list[FaceRef], hrs: list[np.ndarray], k: int, repeat: int) -
             "ours, transform, irregular only",
             ours(refs, hrs, k, replace(moved, mix={"irregular": 1.0})),
         ),
+        (
+            "ours, transform, irregular only, occlusion.irregular_style=blobs",
+            ours(refs, hrs, k, replace(moved, mix={"irregular": 1.0}, irregular_style="blobs")),
+        ),
         ("ours, no transform (stage default), default mix", ours(refs, hrs, k, OcclusionParams())),
         # cv2's INTER_LINEAR does not widen its kernel when shrinking 128 -> 16, so it aliases;
         # INTER_AREA is the anti-aliased choice on both sides.

@@ -1,17 +1,24 @@
 """Occlusion masks (uint8, 255 = hole, 0 = kept), every one drawn from the sample's generator.
 
-- ``irregular_mask``: PConv-style free-form holes (thick random strokes, arcs, circles,
-  ellipses) with the hole ratio inside a requested PConv bin (0-10%, ..., 50-60%);
+- ``irregular_mask``: free-form holes with the hole ratio inside a requested PConv bin (0-10%,
+  ..., 50-60%) (Liu et al., "Image Inpainting for Irregular Holes Using Partial Convolutions",
+  ECCV 2018). Two styles: ``strokes`` (default), random-walk brush strokes and specks whose
+  count, width and length spread are fitted per bin to the shapes of NVIDIA's PConv test masks
+  (many thin strokes at low bins, fewer wide ones at high bins); ``blobs``, the earlier shapes
+  (thick strokes, arcs, circles, ellipses), matching PConv's bins in size but not in shape;
 - ``square_mask``: one square, side uniform in [min, max] px, centred on the face;
 - ``MaskFolder``: masks from image files (NVIDIA's PConv masks, say), randomly cropped, flipped
   and resized to the HR size, hole = value above a threshold.
 
 ``python -m datagen.tools.masks stats`` prints hole-ratio histograms of each generator (and of
-a mask folder) side by side.
+a mask folder) side by side, and the shape statistics per bin against a mask folder;
+``python -m datagen.tools.masks fit`` refits ``STROKE_SHAPES`` to a mask folder.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +30,7 @@ from datagen.core.images import is_image_path
 
 N_BINS = 6  # PConv's hole-ratio bins: [0, 0.1), [0.1, 0.2), ..., [0.5, 0.6)
 HOLE = 255
+IRREGULAR_STYLES = ("strokes", "blobs")
 
 
 class MaskFolderError(ValueError):
@@ -77,14 +85,12 @@ def _shape(rng: np.random.Generator, size: int, extent: float) -> np.ndarray:
     return canvas
 
 
-def irregular_mask(
-    rng: np.random.Generator, size: int, b: int
-) -> tuple[np.ndarray, dict[str, Any]]:
-    """A free-form mask whose hole ratio lies in PConv bin ``b``.
+def blobs_mask(rng: np.random.Generator, size: int, b: int) -> np.ndarray:
+    """The ``blobs`` style: a (size, size) uint8 mask whose hole ratio lies in PConv bin ``b``.
 
     Shapes are added until the ratio passes a target drawn uniformly inside the bin; a shape that
     would overshoot the bin is dropped and the shapes get smaller, so the result always lands
-    inside the bin.
+    inside the bin. About two fat holes at every bin: PConv's sizes, not its shapes.
     """
     lo, hi = bin_range(b)
     target = rng.uniform(lo, hi)
@@ -99,8 +105,192 @@ def irregular_mask(
         else:
             extent = max(0.02, extent * 0.7)
     else:
-        raise RuntimeError(f"irregular mask did not reach bin {b} (internal error)")
-    return mask, {"mask_kind": "irregular", "mask_bin": b, "hole_ratio": hole_ratio(mask)}
+        # A target within a pixel of the bin's top cannot be passed without leaving the bin:
+        # keep the mask if it is in the bin (any mask this loop finished is unchanged).
+        if not lo <= hole_ratio(mask) < hi:
+            raise RuntimeError(f"irregular mask did not reach bin {b} (internal error)")
+    return mask
+
+
+@dataclass(frozen=True)
+class StrokeShape:
+    """How the ``strokes`` style draws one bin (lengths in pixels of a 128 px mask; they scale
+    with the mask size).
+
+    ``strokes``: mean number of brush strokes (1 + Poisson(strokes - 1));
+    ``width``: median brush thickness (``cv2.line``'s thickness, which paints about one or two
+    pixels wider), per stroke log-normal with sigma ``width_spread``; ``length_spread``: log-normal sigma of each stroke's step length,
+    so of its final length (all strokes grow in turn until the bin is reached);
+    ``specks``: mean number (Poisson) of 1-3 px square specks scattered over the mask.
+    """
+
+    strokes: float
+    width: float
+    width_spread: float
+    length_spread: float
+    specks: float
+
+
+# Fitted by `python -m datagen.tools.masks fit --folder ../shared/data/pconv-masks/masks`
+# (coordinate descent on the worst ours/folder ratio of the four shape statistics, 200 masks per
+# bin) to NVIDIA's PConv test masks resized whole to 128 px; see README "Mask statistics".
+STROKE_SHAPES: tuple[StrokeShape, ...] = (
+    StrokeShape(strokes=4.204, width=3.358, width_spread=0.540, length_spread=0.491, specks=6.971),
+    StrokeShape(strokes=8.958, width=4.524, width_spread=0.400, length_spread=0.981, specks=9.770),
+    StrokeShape(strokes=9.283, width=5.660, width_spread=0.351, length_spread=0.529, specks=9.111),
+    StrokeShape(strokes=9.127, width=7.277, width_spread=0.331, length_spread=0.377, specks=6.890),
+    StrokeShape(strokes=13.195, width=9.006, width_spread=0.308, length_spread=0.928, specks=5.569),
+    StrokeShape(strokes=8.633, width=12.896, width_spread=0.393, length_spread=0.192, specks=3.510),
+)
+TURN = 0.5  # s.d. of a stroke's heading change per step, radians: PConv's strokes bend gently
+STEP = 1.5  # a step is this many brush widths long (at least 6 px at 128) before length_spread
+SPECK_MAX = 3  # largest speck side, px at 128
+_SHIFT = 4  # cv2 drawing at 1/16 px so that a segment's end can be placed finely
+_ONE = 1 << _SHIFT
+
+
+def _segment(canvas: np.ndarray, x0: float, y0: float, x1: float, y1: float, w: int) -> None:
+    p0 = (round(x0 * _ONE), round(y0 * _ONE))
+    p1 = (round(x1 * _ONE), round(y1 * _ONE))
+    cv2.line(canvas, p0, p1, HOLE, w, cv2.LINE_8, _SHIFT)  # thick lines have round ends
+
+
+def _fold(v: float, top: float) -> tuple[float, bool]:
+    """``v`` mirrored back into [0, top] (a step is at most a quarter of the side, so one fold
+    suffices) and whether it was."""
+    if v < 0:
+        return -v, True
+    if v > top:
+        return 2 * top - v, True
+    return v, False
+
+
+def _land(
+    before: np.ndarray,
+    n_before: int,
+    seg: tuple[float, float, float, float],
+    w: int,
+    lo: float,
+    goal: float,
+    hi: float,
+) -> np.ndarray:
+    """The last segment ``seg`` (x0, y0, x1, y1) took ``before`` (``n_before`` < ``goal`` hole
+    pixels) past the bin (>= ``hi``): shorten it by bisection to the point where the count
+    passes ``goal``. One of ``before``, the two sides of that point lies in [lo, hi): near the
+    point the two sides differ by about one cap's outline (< 1% of the mask) while the bin is
+    9-10% wide, and a bare cap (width <= side / 4 + 2) adds under 6%."""
+    x0, y0, x1, y1 = seg
+    f_lo, f_hi = 0.0, 1.0
+    found: list[tuple[np.ndarray, int]] = [(before, n_before)]
+    for _ in range(12):  # a step is <= side / 4: 12 halvings end below 1/16 px up to 1024
+        f = (f_lo + f_hi) / 2
+        trial = before.copy()
+        _segment(trial, x0, y0, x0 + f * (x1 - x0), y0 + f * (y1 - y0), w)
+        n = cv2.countNonZero(trial)
+        found.append((trial, n))
+        if n >= goal:
+            f_hi = f
+        else:
+            f_lo = f
+    inside = [(abs(n - goal), i) for i, (_, n) in enumerate(found) if lo <= n < hi]
+    if not inside:
+        raise RuntimeError("stroke mask could not land in its bin (internal error)")
+    return found[min(inside)[1]][0]
+
+
+def strokes_mask(
+    rng: np.random.Generator, size: int, b: int, shape: StrokeShape | None = None
+) -> np.ndarray:
+    """The ``strokes`` style: a (size, size) uint8 mask whose hole ratio lies in PConv bin ``b``.
+
+    PConv-like random-walk brush strokes (after Liu et al., ECCV 2018) and specks, shaped per
+    bin by ``shape`` (default ``STROKE_SHAPES[b]``): the specks are scattered, then every stroke
+    takes one step in turn (heading jittered, mirrored at the mask's edge) until the hole
+    ratio passes a target drawn uniformly inside the bin; the step that passes it is shortened,
+    if need be, so that the ratio lands inside the bin. A pure function of ``rng``.
+    """
+    lo, hi = bin_range(b)
+    s = STROKE_SHAPES[b] if shape is None else shape
+    area = size * size
+    goal, lo_px, hi_px = rng.uniform(lo, hi) * area, lo * area, hi * area
+    scale = size / 128
+    canvas = np.zeros((size, size), np.uint8)
+
+    speck = max(1, round(SPECK_MAX * scale))
+    k = min(int(rng.poisson(s.specks)), int((hi_px - 1) // speck**2))  # specks alone stay < hi
+    corners = rng.integers(0, size, (k, 2)).tolist()
+    sides = np.maximum(1, np.round(rng.integers(1, SPECK_MAX + 1, k) * scale)).astype(int)
+    for (x, y), side in zip(corners, sides.tolist(), strict=True):
+        canvas[y : y + side, x : x + side] = HOLE
+    count = cv2.countNonZero(canvas)
+    if count >= goal:  # only when the goal is at the very bottom of bin 0
+        return canvas
+
+    n = 1 + int(rng.poisson(max(s.strokes - 1, 0.0)))
+    top = size - 1.0
+    xs = rng.uniform(0, top, n).tolist()
+    ys = rng.uniform(0, top, n).tolist()
+    heads = rng.uniform(0, 2 * math.pi, n).tolist()
+    w_max = max(1, size // 4)
+    widths = np.exp(math.log(s.width * scale) + s.width_spread * rng.standard_normal(n))
+    ws = np.clip(np.round(widths), 1, w_max).astype(int).tolist()
+    steps = np.maximum(STEP * np.asarray(ws), 6 * scale) * np.exp(
+        s.length_spread * rng.standard_normal(n)
+    )
+    steps = np.minimum(steps, size / 4).tolist()
+
+    # Counting every step would dominate the cost: keep an upper bound on the hole pixels
+    # (a segment adds at most (w + 2) x (length + w + 2)) and count only near the goal.
+    bound = count
+    for rnd in range(1, 20_000):
+        if rnd % 64 == 0:  # a walk stuck covering its own track: widen every brush
+            ws = [min(w_max, int(w * 1.25) + 1) for w in ws]
+        turns = rng.normal(0.0, TURN, n).tolist()
+        for i in range(n):
+            h, step, w = heads[i] + turns[i], steps[i], ws[i]
+            x1, flip_x = _fold(xs[i] + step * math.cos(h), top)
+            y1, flip_y = _fold(ys[i] + step * math.sin(h), top)
+            grow = (w + 2) * (step + w + 2)
+            if bound + grow >= goal:
+                bound = cv2.countNonZero(canvas)
+            if bound + grow < goal:
+                _segment(canvas, xs[i], ys[i], x1, y1, w)
+                bound += grow
+            else:  # bound is the exact count here
+                before, n_before = canvas.copy(), bound
+                _segment(canvas, xs[i], ys[i], x1, y1, w)
+                bound = cv2.countNonZero(canvas)
+                if bound >= goal:
+                    if bound < hi_px:
+                        return canvas
+                    return _land(
+                        before,
+                        n_before,
+                        (xs[i], ys[i], x1, y1),
+                        w,
+                        lo_px,
+                        goal,
+                        hi_px,
+                    )
+            xs[i], ys[i] = x1, y1
+            h = math.pi - h if flip_x else h
+            heads[i] = -h if flip_y else h
+    raise RuntimeError(f"stroke mask did not reach bin {b} (internal error)")
+
+
+def irregular_mask(
+    rng: np.random.Generator, size: int, b: int, style: str = "strokes"
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """A free-form (size, size) uint8 mask whose hole ratio lies in PConv bin ``b``, drawn in
+    ``style`` (``strokes`` or ``blobs``, see ``strokes_mask`` and ``blobs_mask``)."""
+    if style == "strokes":
+        mask = strokes_mask(rng, size, b)
+    elif style == "blobs":
+        mask = blobs_mask(rng, size, b)
+    else:
+        raise ValueError(f"irregular mask style must be one of {IRREGULAR_STYLES}, not {style!r}")
+    meta = {"mask_kind": "irregular", "mask_bin": b, "hole_ratio": hole_ratio(mask)}
+    return mask, {**meta, "mask_style": style}
 
 
 def square_mask(
@@ -166,14 +356,18 @@ class MaskFolder:
         meta = {"mask_kind": "folder", "mask_bin": -1, "hole_ratio": hole_ratio(mask)}
         return mask, {**meta, "mask_file": path.relative_to(self.root).as_posix()}
 
-    def ratio_of_file(self, i: int, size: int) -> float:
-        """Hole ratio of file ``i`` as a whole (resized, thresholded): for statistics."""
+    def whole_file(self, i: int, size: int) -> np.ndarray:
+        """File ``i`` as a whole, area-resized to (size, size) and thresholded (uint8, 255 =
+        hole): for statistics, not the crop that ``sample`` makes."""
         img = cv2.imread(str(self.files[i]), cv2.IMREAD_GRAYSCALE)
         if img is None:
             raise MaskFolderError(f"mask file {self.files[i]} is corrupt or unreadable")
-        return hole_ratio(
-            cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) > self.threshold
-        )
+        small = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+        return np.where(small > self.threshold, HOLE, 0).astype(np.uint8)
+
+    def ratio_of_file(self, i: int, size: int) -> float:
+        """Hole ratio of file ``i`` as a whole (resized, thresholded): for statistics."""
+        return hole_ratio(self.whole_file(i, size))
 
 
 FILLS = ("zeros", "noise", "mean")

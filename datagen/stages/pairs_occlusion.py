@@ -22,7 +22,15 @@ from datagen.core.shards import (
     write_dataset,
 )
 from datagen.face.degrade import DegradeParams, degrade
-from datagen.face.masks import FILLS, N_BINS, MaskFolder, fill_hole, irregular_mask, square_mask
+from datagen.face.masks import (
+    FILLS,
+    IRREGULAR_STYLES,
+    N_BINS,
+    MaskFolder,
+    fill_hole,
+    irregular_mask,
+    square_mask,
+)
 
 KINDS = ("irregular", "square", "folder")
 
@@ -37,6 +45,7 @@ class OcclusionParams(ParamGroup):
         default_factory=lambda: {"irregular": 0.5, "square": 0.5, "folder": 0.0}
     )
     irregular_bins: tuple[int, ...] = tuple(range(N_BINS))
+    irregular_style: str = "strokes"
     square_min: int = 16
     square_max: int = 64
     mask_folder: str | None = None
@@ -55,6 +64,11 @@ class OcclusionParams(ParamGroup):
         if self.mix.get("folder", 0) > 0 and not self.mask_folder:
             raise ValueError(
                 "occlusion.mix gives 'folder' masks a weight but occlusion.mask_folder is not set"
+            )
+        if self.irregular_style not in IRREGULAR_STYLES:
+            raise ValueError(
+                f"occlusion.irregular_style must be one of {IRREGULAR_STYLES}, "
+                f"not {self.irregular_style!r}"
             )
         if self.fill not in FILLS:
             raise ValueError(f"occlusion.fill must be one of {FILLS}, not {self.fill!r}")
@@ -81,6 +95,7 @@ def dataset_spec(hr_size: int, lr_size: int, encoding: str) -> DatasetSpec:
             "mask_kind": pa.string(),
             "mask_bin": pa.int8(),
             "mask_file": pa.string(),
+            "mask_style": pa.string(),
             "hole_ratio": pa.float32(),
             "fill": pa.string(),
         },
@@ -98,12 +113,13 @@ def make_mask(
     """Draw the mask kind from ``occlusion.mix``, then the mask itself."""
     kind = KINDS[int(rng.choice(len(KINDS), p=p.weights()))]
     if kind == "irregular":
-        mask, meta = irregular_mask(rng, size, int(rng.choice(p.irregular_bins)))
+        b = int(rng.choice(p.irregular_bins))
+        mask, meta = irregular_mask(rng, size, b, p.irregular_style)
     elif kind == "square":
         mask, meta = square_mask(rng, size, p.square_min, p.square_max, landmarks)
     else:
         mask, meta = folder.sample(rng, size)
-    return mask, {"mask_file": "", **meta}
+    return mask, {"mask_file": "", "mask_style": "", **meta}
 
 
 def occlude_pair(

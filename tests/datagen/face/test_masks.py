@@ -1,34 +1,106 @@
+import hashlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from datagen.face.masks import (
+    IRREGULAR_STYLES,
     N_BINS,
     MaskFolder,
     MaskFolderError,
+    StrokeShape,
     bin_range,
     fill_hole,
     hole_ratio,
     irregular_mask,
     square_mask,
+    strokes_mask,
 )
 
 
+@pytest.mark.parametrize("style", IRREGULAR_STYLES)
 @pytest.mark.parametrize("b", range(N_BINS))
-def test_irregular_hole_ratio_falls_in_its_bin(b):
+def test_irregular_hole_ratio_falls_in_its_bin(b, style):
     lo, hi = bin_range(b)
     for seed in range(40):
-        mask, meta = irregular_mask(np.random.default_rng([seed, b]), 128, b)
+        mask, meta = irregular_mask(np.random.default_rng([seed, b]), 128, b, style)
         r = hole_ratio(mask)
         assert lo <= r < hi, (seed, r)
-        assert meta["hole_ratio"] == r and meta["mask_bin"] == b
+        assert meta["hole_ratio"] == r and meta["mask_bin"] == b and meta["mask_style"] == style
+        assert mask.shape == (128, 128) and mask.dtype == np.uint8
         assert set(np.unique(mask)) <= {0, 255}
 
 
-def test_irregular_masks_are_seeded_and_varied():
-    a = irregular_mask(np.random.default_rng(1), 128, 3)[0]
-    assert np.array_equal(a, irregular_mask(np.random.default_rng(1), 128, 3)[0])
-    assert not np.array_equal(a, irregular_mask(np.random.default_rng(2), 128, 3)[0])
+class TopOfBin:
+    """A generator whose first ``uniform`` draw (the target ratio) is the very top of the range,
+    where no whole pixel count is both >= the target and inside the bin."""
+
+    def __init__(self, seed):
+        self.rng, self.first = np.random.default_rng(seed), True
+
+    def uniform(self, lo, hi, *rest):
+        if self.first:
+            self.first = False
+            return np.nextafter(hi, lo)
+        return self.rng.uniform(lo, hi, *rest)
+
+    def __getattr__(self, name):
+        return getattr(self.rng, name)
+
+
+@pytest.mark.parametrize("style", IRREGULAR_STYLES)
+def test_a_target_at_the_top_of_the_bin_still_lands_inside(style):
+    for b in range(N_BINS):
+        lo, hi = bin_range(b)
+        for seed in range(3):
+            r = hole_ratio(irregular_mask(TopOfBin([seed, b]), 128, b, style)[0])
+            assert lo <= r < hi and r > hi - 0.01, (b, seed, r)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        StrokeShape(strokes=1, width=40, width_spread=0, length_spread=0, specks=0),  # huge steps
+        StrokeShape(strokes=1, width=1, width_spread=0, length_spread=0, specks=0),  # a thin walk
+        StrokeShape(strokes=30, width=20, width_spread=1.5, length_spread=2, specks=60),
+    ],
+)
+def test_extreme_stroke_shapes_still_land_in_every_bin(shape):
+    for b in range(N_BINS):
+        lo, hi = bin_range(b)
+        for seed in range(4):
+            r = hole_ratio(strokes_mask(np.random.default_rng([seed, b]), 128, b, shape))
+            assert lo <= r < hi, (b, seed, r)
+
+
+@pytest.mark.parametrize("style", IRREGULAR_STYLES)
+def test_irregular_masks_are_seeded_and_varied(style):
+    a = irregular_mask(np.random.default_rng(1), 128, 3, style)[0]
+    assert a.tobytes() == irregular_mask(np.random.default_rng(1), 128, 3, style)[0].tobytes()
+    assert not np.array_equal(a, irregular_mask(np.random.default_rng(2), 128, 3, style)[0])
+
+
+def test_strokes_scale_with_the_mask_size():
+    for b in (0, 5):
+        lo, hi = bin_range(b)
+        for size in (64, 256):
+            r = hole_ratio(strokes_mask(np.random.default_rng(b), size, b))
+            assert lo <= r < hi, (size, b, r)
+
+
+def test_blobs_style_draws_the_masks_it_always_drew():
+    # the earlier default: same seed, same bytes as before the strokes style existed
+    h = hashlib.sha256()
+    for b in range(N_BINS):
+        for seed in range(5):
+            h.update(irregular_mask(np.random.default_rng([seed, b]), 128, b, "blobs")[0].tobytes())
+    assert h.hexdigest() == "3c6ced15dd7bd3eac6e73fdcd9ac1716b1e302175147013a435cf28028139f01"
+
+
+def test_unknown_irregular_style_is_an_error():
+    with pytest.raises(ValueError, match="style must be one of"):
+        irregular_mask(np.random.default_rng(0), 128, 0, "zigzag")
 
 
 def test_square_sides_stay_in_range_and_on_the_face():

@@ -8,7 +8,7 @@ import torch
 
 from datagen.core.shards import ShardDataset, verify
 from datagen.face.masks import MaskFolderError, irregular_mask, square_mask
-from datagen.stages.pairs_occlusion import build_pairs_occlusion
+from datagen.stages.pairs_occlusion import OcclusionParams, build_pairs_occlusion, make_mask
 from tests.helpers import small_faces
 
 OCC = {"k": 8, "mix": {"irregular": 0.5, "square": 0.5, "folder": 0.0}}
@@ -41,6 +41,11 @@ def test_one_row_per_face_and_mask_with_both_kinds_in_both_splits(faces_dir, occ
         assert col in index.columns
     # Pro-UIGAN default: no misalignment
     assert (index["angle"] == 0).all() and (index["scale"] == 1).all()
+    styles = index.group_by("mask_kind").agg(pl.col("mask_style").unique())
+    assert dict(zip(styles["mask_kind"], styles["mask_style"].to_list(), strict=True)) == {
+        "irregular": ["strokes"],
+        "square": [""],
+    }
     assert verify(occ_dir) == []
 
 
@@ -124,3 +129,19 @@ def test_bad_mask_folder_and_params_are_clear_errors(faces_dir, tmp_path):
             faces_dir, tmp_path / "o", {"mix": {"circles": 1.0}}, {}, SHARDS, seed=0, progress=False
         )
     assert not (tmp_path / "o").exists()
+
+
+def test_irregular_style_param_picks_the_generator():
+    lm = np.array([[30.0, 35.0], [98.0, 35.0], [64.0, 118.0]])
+    p = OcclusionParams.from_params({"mix": {"irregular": 1.0}, "irregular_style": "blobs"})
+    mask, meta = make_mask(np.random.default_rng(5), p, 128, lm, None)
+    rng = np.random.default_rng(5)
+    rng.choice(3, p=p.weights())  # the kind draw comes first
+    blobs = irregular_mask(rng, 128, int(rng.choice(p.irregular_bins)), "blobs")[0]
+    assert np.array_equal(mask, blobs) and meta["mask_style"] == "blobs"
+    default = make_mask(
+        np.random.default_rng(5), OcclusionParams(mix={"irregular": 1.0}), 128, lm, None
+    )
+    assert default[1]["mask_style"] == "strokes" and not np.array_equal(default[0], mask)
+    with pytest.raises(ValueError, match="irregular_style must be one of"):
+        OcclusionParams.from_params({"irregular_style": "zigzag"})
