@@ -58,10 +58,12 @@ def param_classes() -> dict:
     from datagen.stages.pairs_pose import PoseParams
     from models.train.cpgan import CPGANParams
     from models.train.recipes import BaselineParams
+    from models.train.vividgan import VividGANParams
 
     classes = (
         BaselineParams,
         CPGANParams,
+        VividGANParams,
         ShardsParams,
         FacesParams,
         DegradeParams,

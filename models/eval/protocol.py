@@ -74,6 +74,13 @@ def takes_guide(model: torch.nn.Module) -> bool:
     return "guide" in inspect.signature(model.forward).parameters
 
 
+def needs_target(model: torch.nn.Module) -> bool:
+    """Whether a network reads the target face as its second input (an oracle ablation such as
+    VividGAN's V+GT, whose prior is the target's own components): the protocol then passes
+    each pair's target where a guided network gets its guide."""
+    return bool(getattr(model, "needs_target", False))
+
+
 def run_method(
     model: torch.nn.Module | None,
     lr: torch.Tensor,
@@ -85,7 +92,7 @@ def run_method(
     """Outputs (N x H x W x 3 uint8) of a network (``model``; None: bicubic) on the LR inputs
     (N x 3 x h x w in [-1, 1]), and the callable to time. ``guide``: N x 3 x H x W guide faces
     in [-1, 1] (or 1 x 3 x H x W, one guide for every input), given to a network that
-    ``takes_guide`` and ignored by the others."""
+    ``takes_guide`` (or the targets, to one that ``needs_target``) and ignored by the others."""
     if model is None:
 
         def fn(x: torch.Tensor) -> np.ndarray:
@@ -93,7 +100,7 @@ def run_method(
 
         return bicubic(metrics.to_uint8(lr), hr_size), fn
     model.to(device)
-    if not takes_guide(model):
+    if not takes_guide(model) and not needs_target(model):
         call, fn = (lambda x, start: model(x)), model
     else:
         if guide is None:
@@ -163,6 +170,8 @@ def evaluate(
     # the pairs' stored guides (illumination), stacked only for a network that takes one (CPGAN)
     guided = model is not None and takes_guide(model) and "guide" in items[0]
     guide = torch.stack([it["guide"] for it in items]) if guided else None
+    if model is not None and needs_target(model):
+        guide = torch.stack([it["hr"] for it in items])
     outputs, fn = run_method(model, lr, ds.hr_size, dev, batch, guide)
     index = ds.index
     per_image: dict[str, np.ndarray] = dict(metrics.psnr_ssim(outputs, targets))

@@ -26,10 +26,17 @@ def _cpgan(arch: dict[str, Any], lr_size: int) -> nn.Module:
     return CPGANGenerator(CPGANConfig.from_params(arch), lr_size)
 
 
+def _vividgan(arch: dict[str, Any], lr_size: int) -> nn.Module:
+    from models.archs.vividgan import VividFHNet, VividGANConfig
+
+    return VividFHNet(VividGANConfig.from_params(arch), lr_size)
+
+
 # network name -> builder(arch params, LR size); the papers' networks add themselves here
 BUILDERS: dict[str, Callable[[dict[str, Any], int], nn.Module]] = {
     "baseline": _baseline,
     "cpgan": _cpgan,
+    "vividgan": _vividgan,
 }
 
 
