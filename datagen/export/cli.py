@@ -40,7 +40,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--png-level",
         type=int,
         default=PNG_LEVEL,
-        help=f"PNG zlib level 0-9 (default {PNG_LEVEL}; every level is lossless)",
+        help=f"PNG zlib level 0-9 (default {PNG_LEVEL}; every level is lossless; columns of png-encoded "
+        "shards are copied as they are)",
     )
     ap.add_argument("--overwrite", action="store_true", help="replace another export held in --out")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -7,12 +7,12 @@ from mixing: a folder holding another export, or files that are no export at all
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from datagen.export import files
 from datagen.export.selection import ExportError, Selection
 
 MANIFEST = "export.json"
@@ -29,7 +29,8 @@ def identity(sel: Selection, fmt: str, png_level: int) -> dict[str, Any]:
         "filter": sel.filter,
         "columns": list(sel.images),
         "rows": sel.index.num_rows,
-        "png_level": png_level,
+        # png-encoded shards' bytes pass through: the level changes nothing for them
+        "png_level": png_level if any(enc != "png" for _, enc in sel.images.values()) else None,
     }
 
 
@@ -44,8 +45,6 @@ class Manifest:
 
     def save(self) -> None:
         """Write atomically, so an interrupted export never leaves a half manifest."""
-        path = self.out / MANIFEST
-        tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
         body = {
             "tool": TOOL,
             "version": VERSION,
@@ -55,8 +54,7 @@ class Manifest:
             "done": self.done,
             "complete": self.complete,
         }
-        tmp.write_text(json.dumps(body, indent=1) + "\n")
-        os.replace(tmp, path)
+        files.write_bytes(self.out / MANIFEST, (json.dumps(body, indent=1) + "\n").encode())
 
     def mark_done(self, chunk: str) -> None:
         self.done.append(chunk)
@@ -103,7 +101,8 @@ def claim(
         raise ExportError(f"--out {out} is a file, not a folder")
     old = _load(out) if out.exists() else None
     if old is None and out.exists():
-        strays = sorted(p.name for p in out.iterdir())
+        # a run killed before its first manifest leaves only temporary files: not strays
+        strays = sorted(p.name for p in out.iterdir() if ".tmp-" not in p.name)
         if strays:
             raise ExportError(
                 f"--out {out} holds files that are not a facepairs export ({', '.join(strays[:3])}"

@@ -213,6 +213,17 @@ def shape_rows(ours: Sequence[np.ndarray], folder: Sequence[np.ndarray] | None) 
     return rows
 
 
+def within_goal(rows: Sequence[BinRow]) -> bool:
+    """Whether every statistic of every bin 0-5 is within ``GOAL`` of the folder's (each ratio
+    in [1 - GOAL, 1 + GOAL]; a bin missing on either side, or a ratio that is zero or not
+    finite, fails)."""
+    for row in rows[:N_BINS]:
+        r = row.ratios() if row.n and row.n_folder else None
+        if r is None or not all(math.isfinite(v) and abs(v - 1) <= GOAL for v in r):
+            return False
+    return True
+
+
 def worst(rows: Sequence[BinRow]) -> tuple[float, str, str] | None:
     """The ratio furthest from 1 (in log) over the bins 0-5: (ratio, bin label, statistic);
     None when no bin has masks on both sides."""
@@ -340,7 +351,7 @@ def run_stats(args: argparse.Namespace) -> int:
             print(f"{style}: no bin holds masks of both ours and the folder")
             continue
         v, label, name = w
-        verdict = "yes" if abs(v - 1) <= GOAL and all(r.n and r.n_folder for r in rows) else "no"
+        verdict = "yes" if within_goal(rows) else "no"
         print(
             f"{style}: worst ratio {v:.2f} (bin {label}, {STAT_HEADS[name]}); every "
             f"statistic within {100 * GOAL:.0f}% of the folder's in every bin: {verdict}"

@@ -102,10 +102,12 @@ def heatmap_landmarks(heatmaps: torch.Tensor, image_size: int, window: int = 2) 
     peak = h.flatten(1).argmax(1)
     py, px = torch.div(peak, s, rounding_mode="floor"), peak % s
     offsets = torch.arange(-window, window + 1, device=h.device)
-    ys = (py[:, None] + offsets).clamp(0, s - 1)  # N x (2w+1)
-    xs = (px[:, None] + offsets).clamp(0, s - 1)
+    ys, xs = py[:, None] + offsets, px[:, None] + offsets  # N x (2w+1)
+    # positions outside the map weigh nothing (clamping them would count the edge again)
+    inside = ((ys >= 0) & (ys < s))[:, :, None] & ((xs >= 0) & (xs < s))[:, None, :]
+    ys, xs = ys.clamp(0, s - 1), xs.clamp(0, s - 1)
     n = torch.arange(b * k, device=h.device)[:, None, None]
-    patch = h[:, 0][n, ys[:, :, None], xs[:, None, :]].clamp(min=0)  # N x (2w+1) x (2w+1)
+    patch = h[:, 0][n, ys[:, :, None], xs[:, None, :]].clamp(min=0) * inside  # N x (2w+1)^2
     total = patch.sum((1, 2)).clamp(min=1e-12)
     y = (patch.sum(2) * ys).sum(1) / total
     x = (patch.sum(1) * xs).sum(1) / total

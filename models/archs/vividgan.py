@@ -118,9 +118,29 @@ class VividGANConfig(ParamGroup):
         if self.prior not in PRIORS:
             raise ValueError(f"vividgan.arch.prior must be one of {PRIORS}, not {self.prior!r}")
         if self.unet_depth < 1 or self.hourglass_stacks < 1 or self.encoder_blocks < 0:
-            raise ValueError("vividgan.arch: unet_depth and hourglass_stacks >= 1")
+            raise ValueError(
+                "vividgan.arch: unet_depth and hourglass_stacks must be >= 1, encoder_blocks >= 0"
+            )
         if not self.sigma > 0:
             raise ValueError("vividgan.arch.sigma must be > 0")
+
+
+def check_sizes(c: VividGANConfig, hr_size: int, sizes: list[tuple[int, int]]) -> None:
+    """Refuse, before any training, sizes the fine net cannot work with: the heatmaps must be
+    the HR size over a power of 2 and divisible by 8 (the depth-3 hourglasses), each crop
+    side divisible by 2^unet_depth (the U-Nets)."""
+    ratio = hr_size // c.heatmap_size if c.heatmap_size else 0
+    if c.heatmap_size % 8 or ratio < 1 or hr_size % c.heatmap_size or ratio & (ratio - 1):
+        raise ValueError(
+            f"vividgan.arch.heatmap_size {c.heatmap_size} must divide the HR size {hr_size} by "
+            "a power of 2 and be a multiple of 8"
+        )
+    bad = [f"{n} {w}x{h}" for n, (w, h) in zip(COMPONENTS, sizes, strict=True)
+           if w % 2**c.unet_depth or h % 2**c.unet_depth]  # fmt: skip
+    if bad:
+        raise ValueError(
+            f"vividgan.arch.crops {', '.join(bad)} not divisible by 2^unet_depth = {2**c.unet_depth}"
+        )
 
 
 # ------------------------------------------------------------------ coarse-level FH net
@@ -339,6 +359,7 @@ class VividFHNet(nn.Module):
         self.coarse = CoarseFHNet(c, lr_size)
         if c.fine:
             self.sizes = c.crops.sizes(self.hr_size)
+            check_sizes(c, self.hr_size, self.sizes)
             self.locator = ComponentLocator(c.locator_width, c.heatmap_size)
             self.touching_up = TouchingUpNet(c.unet_width, c.unet_depth)
             self.fine = FineIntegrationNet(c, self.hr_size)

@@ -104,7 +104,10 @@ def run_method(
         call, fn = (lambda x, start: model(x)), model
     else:
         if guide is None:
-            raise ValueError(f"{type(model).__name__} takes a guide face and none was given")
+            wants = (
+                "the target faces (an oracle ablation)" if needs_target(model) else "a guide face"
+            )
+            raise ValueError(f"{type(model).__name__} takes {wants} and none was given")
         if len(guide) not in (1, len(lr)):
             raise ValueError(f"{len(guide)} guide faces for {len(lr)} inputs (give 1 or one each)")
 

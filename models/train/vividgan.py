@@ -12,7 +12,7 @@ its landmarks and heatmaps), three phases as in the paper:
 
 The paper's weights: a1 = a2 = g2 = p1 = p2 = 0.01. The CPU default's differ where measured
 (``VividGANWeights``). With ``fine: false`` (VividGAN-dagger) only the coarse phase runs, every
-step; with ``prior: coarse`` (V-TN) or ``ground_truth`` (V+GT) there is no touch phase and no
+step, with L_mse + L_sym + a1 L_id (no Coarse-D: ``adv`` is not used there); with ``prior: coarse`` (V-TN) or ``ground_truth`` (V+GT) there is no touch phase and no
 L_T.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from torch.nn import functional as F
 
 from datagen.core.params import ParamGroup
 from models.archs.components import crop_components
@@ -76,7 +77,8 @@ class VividGANParams(ParamGroup):
     def validate(self) -> None:
         if self.coarse_steps < 0 or self.touch_steps < 0:
             raise ValueError("vividgan.coarse_steps and touch_steps must be >= 0")
-        if self.arch.fine and self.coarse_steps + self.touch_steps > self.train.steps:
+        touch = self.touch_steps if self.arch.prior == "touching_up" else 0
+        if self.arch.fine and self.coarse_steps + touch > self.train.steps:
             raise ValueError("vividgan.coarse_steps + touch_steps must be <= vividgan.train.steps")
         if self.adversarial not in KINDS:
             raise ValueError(f"vividgan.adversarial must be one of {KINDS}")
@@ -119,8 +121,19 @@ def vividgan_recipe(p: VividGANParams, lr_size: int = 16, seed: int = 0) -> Reci
         pairs = zip(out["touched"], real, strict=True)
         return sum(mse_loss(a, b) for a, b in pairs) / len(real)
 
+    def identity_terms(batch: dict[str, Any], faces: dict[str, torch.Tensor]) -> dict:
+        """L_id of each named face against the target, whose descriptors are computed once."""
+        identity.to(batch["hr"].device)
+        with torch.no_grad():
+            want = identity.descriptors(batch["hr"])
+        return {k: F.mse_loss(identity.descriptors(x), want) for k, x in faces.items()}
+
     def coarse_step(batch: dict[str, Any], m: dict) -> Any:
-        yield "g", coarse_terms(batch, m["g"](batch["lr"], upto="coarse")), w
+        out = m["g"](batch["lr"], upto="coarse")
+        terms = coarse_terms(batch, out)
+        if not c.fine and identity is not None:  # the dagger: the coarse net is the output
+            terms.update(identity_terms(batch, {"identity": out["coarse"]}))
+        yield "g", terms, w
 
     def touch_step(batch: dict[str, Any], m: dict) -> Any:
         # the component sets: crops of the frozen coarse faces and of the clean ones
@@ -151,9 +164,7 @@ def vividgan_recipe(p: VividGANParams, lr_size: int = 16, seed: int = 0) -> Reci
         if touches:
             terms["touch"] = touch_loss(batch, out)
         if identity is not None:
-            identity.to(fine.device)
-            terms["c_identity"] = identity(coarse, batch["hr"])
-            terms["f_identity"] = identity(fine, batch["hr"])
+            terms.update(identity_terms(batch, {"c_identity": coarse, "f_identity": fine}))
         if adversarial:
             terms["c_adv"] = generator_loss(m["d_coarse"](coarse), p.adversarial)
             terms["f_adv"] = generator_loss(m["d_fine"](fine), p.adversarial)
@@ -202,5 +213,5 @@ def vividgan_recipe(p: VividGANParams, lr_size: int = 16, seed: int = 0) -> Reci
         "g",
         config,
         # the coarse phase leaves the fine net out of its backward pass
-        find_unused_parameters=True,
+        find_unused_parameters=c.fine,
     )

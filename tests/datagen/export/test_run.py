@@ -108,3 +108,11 @@ def test_cli_exports_and_reports_bad_input_in_one_line(pairs, tmp_path, capsys):
     assert err.startswith("error: unknown column 'guide'") and err.count("\n") == 1
     assert cli.main([str(tmp_path), "--format", "hf", "--out", str(tmp_path / "x")]) == 2
     assert "not a facepairs shard dataset" in capsys.readouterr().err
+
+
+def test_a_run_killed_before_its_first_manifest_can_start_again(pairs, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".export.json.tmp-4242").write_text("{")  # the first save was interrupted
+    assert run.export(pairs, out, "hf", split="test", progress=False).written == 8
+    assert not list(out.glob("*.tmp-*"))

@@ -116,3 +116,19 @@ def test_stats_command_says_so_when_no_bin_can_be_compared(capsys, tmp_path):
     assert masks_main(["stats", "--n", "6", "--folder", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "strokes: no bin holds masks of both ours and the folder" in out
+
+
+def test_the_goal_verdict_checks_every_ratio_of_every_bin():
+    from datagen.tools.masks import BinRow, Shape, within_goal
+
+    folder = Shape(10.0, 4.0, 13.0, 0.6)
+
+    def rows(*ours: Shape, n_folder: int = 50) -> list[BinRow]:
+        return [BinRow(str(b), 100, o, n_folder, folder) for b, o in enumerate(ours)]
+
+    good = Shape(11.0, 3.7, 13.5, 0.62)
+    assert within_goal(rows(*[good] * 6))
+    # 0.82 is the ratio furthest from 1 in log, but 1.21 is the one outside 20%
+    assert not within_goal(rows(*[good] * 5, Shape(8.2, 4.84, 13.0, 0.6)))
+    assert not within_goal(rows(*[good] * 5, Shape(0.0, 4.0, 13.0, 0.6)))  # no holes at all
+    assert not within_goal(rows(*[good] * 6, n_folder=0))  # nothing to compare against

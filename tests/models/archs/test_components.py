@@ -82,3 +82,12 @@ def test_landmarks_come_back_from_their_heatmaps():
     assert (got - lm).abs().max() < 0.75  # sub-pixel at 128 px from 64 px maps
     empty = heatmap_landmarks(torch.zeros(1, 2, 8, 8), 64)
     assert torch.isfinite(empty).all()
+
+
+def test_landmarks_at_the_map_edge_are_not_pulled_inward():
+    # half a Gaussian is all the map holds of a point on its edge: its centroid lies inside, but
+    # within a heatmap pixel (4 px here), the edge row counted once
+    lm = torch.tensor([[[0.2, 64.0], [127.0, 3.0], [8.0, 120.0]]])
+    got = heatmap_landmarks(gaussian_heatmaps(lm, 128, 32, 1.25), 128)
+    assert (got - lm).abs().max() < 4.0, got
+    assert (got[0, 2] - lm[0, 2]).abs().max() < 0.5  # two heatmap pixels in: exact enough

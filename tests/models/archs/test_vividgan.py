@@ -118,3 +118,10 @@ def test_a_saved_vividgan_loads_back_and_the_protocol_feeds_v_gt_its_target(tmp_
         assert got.shape == (3, 128, 128, 3)
         expect = ((want.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
         assert (abs(got.astype(int) - expect.astype(int)) <= 1).all()
+
+
+def test_sizes_the_fine_net_cannot_use_are_refused_at_build_time():
+    with pytest.raises(ValueError, match="heatmap_size 48"):
+        VividFHNet(replace(TINY, heatmap_size=48))
+    with pytest.raises(ValueError, match="not divisible by 2\\^unet_depth = 16"):
+        VividFHNet(replace(TINY, unet_depth=4))
