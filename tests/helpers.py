@@ -90,3 +90,15 @@ def train_tiny_rain():
     p = rain.RainParams.from_params(TINY_RAIN)
     model, summary = rt.train(faces, pool, p, 0, torch.device("cpu"), progress=False)
     return model, summary, pool
+
+
+def smooth_faces(n: int, generator):
+    """``n`` smooth 3 x 128 x 128 face stand-ins in [-0.8, 0.8] (the recipe tests' toy
+    targets), one per draw of ``generator``."""
+    import torch
+
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 128), torch.linspace(-1, 1, 128), indexing="ij")
+    return [
+        torch.stack([torch.sin(3 * x + k), torch.cos(2 * y - k), x * y]) * 0.8
+        for k in torch.rand(n, generator=generator).tolist()
+    ]

@@ -30,7 +30,7 @@ from datagen.core import tables
 from datagen.core.shards import ShardDataset
 from datagen.export.encode import PNG_LEVEL, chunk_pngs
 from datagen.export.run import export
-from datagen.export.selection import select
+from datagen.export.selection import id_column_of, select
 
 
 def decode_all(root: Path) -> list[dict[str, np.ndarray]]:
@@ -50,7 +50,7 @@ def encode_all(root: Path, level: int) -> int:
 
 def pillow_script(root: Path, out: Path) -> None:
     ds = ShardDataset(root)
-    id_col = "pair_id" if "pair_id" in ds.index.columns else "face_id"
+    id_col = id_column_of(ds.index.columns)
     for s in ds.iterable():
         for k in ds.images:
             folder = out / s["split"] / k
@@ -126,7 +126,7 @@ def check_exact(root: Path, workdir: Path) -> None:
     """A fast export that writes the wrong pixels would win; refuse to report it."""
     out = workdir / f"folders-{PNG_LEVEL}"
     ds = ShardDataset(root)
-    id_col = "pair_id" if "pair_id" in ds.index.columns else "face_id"
+    id_col = id_column_of(ds.index.columns)
     for s in ds.iterable():
         for k in ds.images:
             a = cv2.imread(str(out / s["split"] / k / f"{s[id_col]}.png"), cv2.IMREAD_UNCHANGED)

@@ -161,6 +161,11 @@ def _selected_positions(
     return df["__position"].to_numpy().astype(np.int64)
 
 
+def id_column_of(columns: Sequence[str]) -> str | None:
+    """The column exported files are named by: the first of ``ID_COLUMNS`` present."""
+    return next((c for c in ID_COLUMNS if c in columns), None)
+
+
 def _check_ids(ids: list[str], column: str, root: Path) -> None:
     bad = [i for i in ids if not isinstance(i, str) or not _SAFE_NAME.match(i)]
     if bad:
@@ -182,7 +187,7 @@ def select(
         raise ExportError(f"--split must be one of {', '.join(SPLITS)}, not {split!r}")
     table, meta = _read_index(root)
     images = _image_columns(meta, table.column_names, columns, root)
-    id_column = next((c for c in ID_COLUMNS if c in table.column_names), None)
+    id_column = id_column_of(table.column_names)
     if id_column is None:
         raise ExportError(f"{root}: the index has none of the id columns {ID_COLUMNS}")
     positions = _selected_positions(pl.from_arrow(table), split, filter, root)

@@ -8,6 +8,7 @@ from models.archs.cpgan import CPGANConfig
 from models.losses.heatmap import gaussian_heatmaps
 from models.train.cpgan import CPGANParams, CPGANWeights, cpgan_recipe
 from models.train.loop import TrainParams, train
+from tests.helpers import smooth_faces
 
 ARCH = CPGANConfig(width=16, internal_blocks=1, external_blocks=1, hourglass_width=16)
 PAPER = CPGANWeights(mse=1.0, identity=1e-3, heatmap=1e-2, ic=1.0, adv=1e-2)  # supplement s2
@@ -19,10 +20,9 @@ class ToyShaded(torch.utils.data.Dataset):
 
     def __init__(self, n: int = 2):
         g = torch.Generator().manual_seed(0)
-        y, x = torch.meshgrid(torch.linspace(-1, 1, 128), torch.linspace(-1, 1, 128), indexing="ij")
         self.items = []
-        for k in torch.rand(n, generator=g).tolist():
-            hr = torch.stack([torch.sin(3 * x + k), torch.cos(2 * y - k), x * y]) * 0.8
+        for hr in smooth_faces(n, g):
+            x = torch.linspace(-1, 1, 128).expand(128, 128)  # image x, -1 at the left
             shade = (x + 1.2) / 2.2  # light from the right
             lr = torch.nn.functional.avg_pool2d((hr * shade)[None], 8)[0]
             marks = torch.rand(68, 2, generator=g) * 100 + 14

@@ -10,6 +10,7 @@ from models.archs.vividgan import VividGANConfig
 from models.losses.heatmap import gaussian_heatmaps
 from models.train.loop import TrainParams, train
 from models.train.vividgan import VividGANParams, VividGANWeights, vividgan_recipe
+from tests.helpers import smooth_faces
 
 ARCH = VividGANConfig(width=16, encoder_blocks=1, unet_width=4, locator_width=8, fine_width=8,
                       hourglass_width=8)  # fmt: skip
@@ -23,10 +24,8 @@ class ToyTurned(torch.utils.data.Dataset):
 
     def __init__(self, n: int = 2):
         g = torch.Generator().manual_seed(0)
-        y, x = torch.meshgrid(torch.linspace(-1, 1, 128), torch.linspace(-1, 1, 128), indexing="ij")
         self.items = []
-        for k in torch.rand(n, generator=g).tolist():
-            hr = torch.stack([torch.sin(3 * x + k), torch.cos(2 * y - k), x * y]) * 0.8
+        for hr in smooth_faces(n, g):
             turned = torch.roll(hr, 6, dims=2)
             lr = torch.nn.functional.avg_pool2d(turned[None], 8)[0]
             marks = torch.rand(68, 2, generator=g) * 40 + 44
