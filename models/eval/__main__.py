@@ -3,7 +3,11 @@ evaluate any trained network (a user's own included) exactly as the ``evaluate``
 
 ``python -m models.eval yale --folder PATH [--method M] [--checkpoint PATH] [--subjects N]
 --out FILE.json [--markdown]``: the same metrics on real side-lit photos (Extended Yale B
-cropped), against each subject's frontally lit face; prints a table per light-azimuth bin."""
+cropped), against each subject's frontally lit face; prints a table per light-azimuth bin.
+
+``python -m models.eval london --folder PATH [--method M] [--checkpoint PATH] [--people A,B]
+--out FILE.json [--markdown]``: real turned faces (the London set's 3/4 views of the test
+people), against each person's frontal photo; prints a table per side, expression and yaw."""
 
 from __future__ import annotations
 
@@ -48,9 +52,27 @@ def main(argv: list[str] | None = None) -> int:
     y.add_argument("--work", default="data/cache/yale", help="keeps the ingested faces")
     y.add_argument("--workers", type=int, default=0, help="ingest processes (0: every core)")
     y.add_argument("--device", default="auto")
+    lo = sub.add_parser("london", help="score bicubic or a pose checkpoint on real 3/4 views")
+    lo.add_argument("--folder", required=True, help="the London set (any layout of NNN_VV.jpg)")
+    lo.add_argument("--method", choices=METHODS, help="default: the checkpoint's network")
+    lo.add_argument("--checkpoint", help="a pose model.safetensors or its folder")
+    lo.add_argument(
+        "--people", help="comma-separated person numbers (default: --faces' test split)"
+    )
+    lo.add_argument("--out", required=True, help="the JSON record")
+    lo.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    lo.add_argument("--grid", help="sample grid PNG: LR | bicubic | method | target | real view")
+    lo.add_argument("--faces", default="data/faces", help="faces dataset (its test split: people)")
+    lo.add_argument("--pairs", default="data/pairs/pose", help="pose pairs (the crop templates)")
+    lo.add_argument("--params", default="params.yaml", help="the project's params")
+    lo.add_argument("--work", default="data/cache/london", help="keeps the ingested faces")
+    lo.add_argument("--workers", type=int, default=0, help="ingest processes (0: every core)")
+    lo.add_argument("--device", default="auto")
     args = ap.parse_args(argv)
     if args.command == "yale":
         return yale(args)
+    if args.command == "london":
+        return london(args)
     if args.checkpoint is not None and args.method == "bicubic":
         print("error: bicubic takes no --checkpoint", file=sys.stderr)
         return 2
@@ -85,6 +107,25 @@ def yale(args: argparse.Namespace) -> int:
         record = evaluate_yale(
             args.folder, args.method, args.checkpoint, params=load_params(args.params),
             subjects=args.subjects, margin=margin, faces_dir=args.faces, work_dir=args.work,
+            workers=args.workers, device=args.device, grid=args.grid,
+        )  # fmt: skip
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write_record(record, args.out)
+    print(markdown_table(record, markdown=args.markdown))
+    return 0
+
+
+def london(args: argparse.Namespace) -> int:
+    from datagen.core.params import load_params
+    from models.eval.london import evaluate_london, markdown_table
+
+    people = None if args.people is None else [p.strip() for p in args.people.split(",") if p]
+    try:
+        record = evaluate_london(
+            args.folder, args.method, args.checkpoint, params=load_params(args.params),
+            people=people, faces_dir=args.faces, pairs_dir=args.pairs, work_dir=args.work,
             workers=args.workers, device=args.device, grid=args.grid,
         )  # fmt: skip
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:

@@ -8,7 +8,7 @@ method; the output is scored against the subject's frontally lit ``A+000E+00`` i
 the same ingest) with the synthetic protocol's metric code (``models.eval.metrics``).
 
 The cropped photos fill their frames, which defeats dlib's HOG detector, so each gets a grey
-margin before the ingest (``add_margin``); two thirds of the aligned crop then lie outside the
+margin before the ingest (``real_photos.add_margin``); two thirds of the aligned crop then lie outside the
 photo, so PSNR / SSIM are also given inside the photo (``photo_box``, ``PHOTO_KEYS``).
 
 Identity: descriptor distance to that target, and rank-k identification among the targets of
@@ -21,31 +21,27 @@ takes a guide (CPGAN) gets one guide for every probe: the first train face of ``
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from datagen.core.images import load_rgb, tile_grid, write_png
+from datagen.core.images import tile_grid, write_png
 from datagen.core.params import group
 from datagen.core.seeding import sample_seed
 from datagen.core.shards import ShardDataset
 from datagen.face.degrade import DegradeParams, degrade
-from datagen.stages.faces import build_faces
 from datagen.stages.pairs_illumination import IlluminationParams
-from models.eval import metrics
-from models.eval.protocol import KEYS, METHODS, bicubic, run_method, takes_guide
+from models.eval import metrics, real_photos
+from models.eval.protocol import KEYS, bicubic, run_method, takes_guide
+from models.eval.real_photos import ingest, staged_name
 from models.train.device import pick_device
-from models.train.model_loader import load_model
 
 TASK = "illumination"  # the task whose networks this evaluates (CPGAN's)
 # |azimuth| bins in degrees, [lo, hi) except the last, [85, 130]. Yale's azimuths are 0, 5, 10,
@@ -128,96 +124,6 @@ def list_subjects(folder: str | Path, subjects: int | None = None) -> dict[str, 
             "(expected <folder>/<subject>/<subject>_P00A+000E+00.png and the like)"
         )
     return found
-
-
-def staged_name(path: Path) -> str:
-    """The name a photo goes into the ingest under (and its faces' ``source``): a PNG, since a
-    margin is written as one."""
-    return f"{path.stem}.png"
-
-
-def add_margin(src: Path, dst: Path, margin: float) -> tuple[int, int, int]:
-    """Write ``src`` as a 3-channel PNG at ``dst`` with a mid-grey border of ``margin`` x its
-    longer side on each edge. The cropped Yale B faces touch the frame, and dlib's HOG detector
-    needs context around a face: on two subjects it finds 24 of 128 faces as they are, 63 with
-    a 0.25 grey margin (59 black, 57 mirrored, 33 with a 0.5 one). Returns the margin in
-    pixels and the photo's width and height."""
-    rgb = load_rgb(src, 10**9, 1)  # grey -> RGB (replicated), as the ingest itself does
-    m = int(round(margin * max(rgb.shape[:2])))
-    write_png(dst, cv2.copyMakeBorder(rgb, m, m, m, m, cv2.BORDER_CONSTANT, value=(128,) * 3))
-    return m, rgb.shape[1], rgb.shape[0]
-
-
-def photo_box(
-    matrix: np.ndarray, margin: int, width: int, height: int, size: int
-) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1), end exclusive: the largest upright box of an aligned ``size`` crop
-    (``matrix``: source -> crop pixels) whose pixels all come from the photo, not from the
-    margin or the ingest's border fill. The similarity barely rotates, so the box is bounded by
-    the innermost of each edge's two mapped corners (pixel centres)."""
-    lo, hi = (margin, margin), (margin + width - 1, margin + height - 1)
-    c = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [lo[0], hi[1]], [hi[0], hi[1]]], np.float64)
-    x, y = (c @ np.asarray(matrix, np.float64)[:, :2].T + np.asarray(matrix)[:, 2]).T
-    # corners in order top-left, top-right, bottom-left, bottom-right (image axes kept upright)
-    x0, x1 = np.ceil(max(x[0], x[2])), np.floor(min(x[1], x[3])) + 1
-    y0, y1 = np.ceil(max(y[0], y[1])), np.floor(min(y[2], y[3])) + 1
-    box = (max(0, int(x0)), max(0, int(y0)), min(size, int(x1)), min(size, int(y1)))
-    if box[2] - box[0] < 8 or box[3] - box[1] < 8:
-        raise ValueError(f"the photo covers under 8 x 8 pixels of the aligned crop: {box}")
-    return box
-
-
-def ingest(
-    files: dict[str, list[Path]],
-    work_dir: Path,
-    params: dict[str, Any],
-    margin: float = DEFAULT_MARGIN,
-    workers: int = 0,
-    progress: bool = True,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The ``faces`` stage (its params) on the given images, each first given a grey
-    ``margin`` (``add_margin``; 0: the files as they are): the accepted faces (the faces
-    dataset's rows: ``source`` "<subject>/<file>", ``identity``, ``landmarks``, ``hr`` 3 x H x W
-    uint8, and ``photo_box``, the part of the crop that is photo) and the rejects (``source``,
-    ``reason``, ``detail``). Identity is the subject folder (``faces.identity: parent``) and
-    there is no split; ``work_dir`` keeps the dataset, so a second method reuses it (the stage
-    resumes finished shards)."""
-    if margin < 0:
-        raise ValueError("the margin must be >= 0")
-    inputs = work_dir / "inputs"
-    photos: dict[str, tuple[int, int, int]] = {}  # source -> (margin px, width, height)
-    shutil.rmtree(inputs, ignore_errors=True)  # exactly this run's images, nothing left over
-    for subject, paths in files.items():
-        (inputs / subject).mkdir(parents=True)
-        bar = tqdm(paths, f"yale: {subject}", leave=False, disable=not (margin and progress))
-        for f in bar:
-            dst = inputs / subject / staged_name(f)
-            if margin:
-                photos[f"{subject}/{dst.name}"] = add_margin(f, dst, margin)
-                continue
-            try:  # links, not copies: the folder may be read-only, the files large
-                dst.symlink_to(f.resolve())
-            except OSError:
-                shutil.copy2(f, dst)
-    faces_params = {
-        **group(params, "faces"),
-        "identity": "parent",
-        "identity_pattern": None,
-        "test_fraction": 0.0,
-    }
-    out = work_dir / "faces"
-    build_faces(
-        inputs, out, faces_params, group(params, "shards"), int(params.get("seed", 0)),
-        workers=workers, progress=progress,
-    )  # fmt: skip
-    shutil.rmtree(inputs)  # rewritten on every run anyway (the faces dataset is what is kept)
-    ds = ShardDataset(out, images=["hr"])
-    rows = [ds[i] for i in range(len(ds))]
-    for r in rows:
-        m, w, h = photos.get(r["source"], (0, r["width"], r["height"]))
-        r["photo_box"] = photo_box(r["align_matrix"].numpy(), m, w, h, r["hr"].shape[-1])
-    rejects = pq.read_table(out / "rejects.parquet").to_pylist()
-    return rows, rejects
 
 
 def pick_guide(faces_dir: str | Path) -> tuple[torch.Tensor, str]:
@@ -356,26 +262,8 @@ def _bin_labels() -> list[str]:
 def load_method(
     method: str | None, checkpoint: str | Path | None
 ) -> tuple[str, torch.nn.Module | None, dict[str, Any]]:
-    """(method, network or None for bicubic, record fields): an illumination checkpoint of the
-    named network, or bicubic without one; anything else is refused before any image is read."""
-    if method is None:
-        method = "bicubic" if checkpoint is None else load_model(checkpoint)[1]["network"]
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if method == "bicubic":
-        if checkpoint is not None:
-            raise ValueError("bicubic takes no checkpoint")
-        return method, None, {"parameters": 0}
-    if checkpoint is None:
-        raise ValueError(
-            f"method {method!r} needs a checkpoint (e.g. artifacts/models/{method}-{TASK})"
-        )
-    model, _ = load_model(checkpoint, network=method, task=TASK)  # CheckpointError otherwise
-    return (
-        method,
-        model,
-        {"parameters": metrics.parameter_count(model), "checkpoint": str(checkpoint)},
-    )
+    """``real_photos.load_method`` for an illumination checkpoint."""
+    return real_photos.load_method(method, checkpoint, TASK)
 
 
 def evaluate_yale(
@@ -396,7 +284,7 @@ def evaluate_yale(
 ) -> dict[str, Any]:
     """Score ``method`` (None: the checkpoint's network; bicubic without one) on the Yale B
     images of ``folder`` (the first ``subjects`` subjects; None: all), each given a grey
-    ``margin`` before the ingest (``add_margin``). ``params``: the project's params (``faces``,
+    ``margin`` before the ingest (``real_photos.add_margin``). ``params``: the project's params (``faces``,
     ``shards``, ``degrade``, ``illumination``, ``seed``); ``work_dir`` keeps the ingested faces
     (None: a temporary folder); ``grid``: a sample grid PNG (LR | bicubic | method | target).
     Returns the JSON record (see the README section)."""

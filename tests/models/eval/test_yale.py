@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from datagen.core.params import load_params
-from models.eval import yale
+from models.eval import real_photos, yale
 from models.eval.__main__ import main
 from models.eval.protocol import KEYS, run_method, takes_guide
 from models.train.checkpoints import CheckpointError
@@ -65,18 +65,18 @@ def test_photo_box():
     # no rotation: a photo with a 10 px margin, scaled by 2 and moved by (-30, -20): its
     # pixels 10..49 (x) and 10..69 (y) land on -10..68 and 0..118
     m = np.array([[2.0, 0, -30], [0, 2.0, -20]])
-    assert yale.photo_box(m, 10, 40, 60, 128) == (0, 0, 69, 119)
-    assert yale.photo_box(m, 10, 80, 60, 128) == (0, 0, 128, 119)  # clipped to the crop
-    assert yale.photo_box(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0, 20, 30, 64) == (0, 0, 20, 30)
+    assert real_photos.photo_box(m, 10, 40, 60, 128) == (0, 0, 69, 119)
+    assert real_photos.photo_box(m, 10, 80, 60, 128) == (0, 0, 128, 119)  # clipped to the crop
+    assert real_photos.photo_box(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0, 20, 30, 64) == (0, 0, 20, 30)
     c, s = np.cos(0.1), np.sin(0.1)  # a slight rotation: the box shrinks, never overhangs
     rot = np.array([[c, -s, 20], [s, c, 10]])
-    box = yale.photo_box(rot, 0, 40, 40, 128)
+    box = real_photos.photo_box(rot, 0, 40, 40, 128)
     assert box == (20, 14, 55, 49)
     corners = np.array([[box[0], box[1]], [box[2] - 1, box[1]], [box[0], box[3] - 1]], float)
     back = (corners - rot[:, 2]) @ np.linalg.inv(rot[:, :2]).T  # crop -> photo pixels
     assert (back >= 0).all() and (back <= 39).all()
     with pytest.raises(ValueError, match="under 8 x 8"):
-        yale.photo_box(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0, 4, 30, 64)
+        real_photos.photo_box(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0, 4, 30, 64)
 
 
 def test_list_subjects_and_its_errors(tmp_path):
@@ -197,7 +197,7 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ingested(work):
     files = yale.list_subjects(YALE, SUBJECTS)
-    rows, rejects = yale.ingest(files, work, _params(), workers=1, progress=False)
+    rows, rejects = yale.ingest(files, work, _params(), yale.DEFAULT_MARGIN, 1, progress=False)
     return files, rows, rejects
 
 
