@@ -67,7 +67,12 @@ def test_photo_box():
     m = np.array([[2.0, 0, -30], [0, 2.0, -20]])
     assert real_photos.photo_box(m, 10, 40, 60, 128) == (0, 0, 69, 119)
     assert real_photos.photo_box(m, 10, 80, 60, 128) == (0, 0, 128, 119)  # clipped to the crop
-    assert real_photos.photo_box(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0, 20, 30, 64) == (0, 0, 20, 30)
+    assert real_photos.photo_box(np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0, 20, 30, 64) == (
+        0,
+        0,
+        20,
+        30,
+    )
     c, s = np.cos(0.1), np.sin(0.1)  # a slight rotation: the box shrinks, never overhangs
     rot = np.array([[c, -s, 20], [s, c, 10]])
     box = real_photos.photo_box(rot, 0, 40, 40, 128)
