@@ -2,7 +2,9 @@
 its landmarks and heatmaps), three phases as in the paper:
 
 1. ``coarse``: the coarse-level FH net with L_C's cheap terms, L_mse + L_sym (and the component
-   locator's L_h, our addition: it stands in for the author code's pretrained FAN);
+   locator's L_h, our addition: it stands in for the author code's pretrained FAN); with
+   ``coarse_identity`` also a1 L_id, the paper's whole L_C (off by default: it doubles the
+   training time on a CPU for 0.02 of identity distance);
 2. ``touch``: the touching-up U-Nets with L_T = L_mse on the facial component sets: each
    batch's component crops of the (frozen) coarse faces, against the same crops of the clean
    frontal faces, cut where the locator puts the components (as at inference);
@@ -70,6 +72,8 @@ class VividGANParams(ParamGroup):
     train: TrainParams = field(default_factory=lambda: TrainParams(steps=400))
     coarse_steps: int = 300  # phase 1 (with fine: false, every step is phase 1)
     touch_steps: int = 20  # phase 2; the joint phase takes the rest of train.steps
+    # a1 L_id in phase 1 too (the paper's L_C): -0.02 identity distance for twice the time
+    coarse_identity: bool = False
     rest_lr_scale: float = 0.1  # joint phase: the coarse, locator and touching-up nets' lr
     adversarial: str = "lsgan"
     disc_width: int = 32
@@ -131,7 +135,7 @@ def vividgan_recipe(p: VividGANParams, lr_size: int = 16, seed: int = 0) -> Reci
     def coarse_step(batch: dict[str, Any], m: dict) -> Any:
         out = m["g"](batch["lr"], upto="coarse")
         terms = coarse_terms(batch, out)
-        if not c.fine and identity is not None:  # the dagger: the coarse net is the output
+        if identity is not None and (p.coarse_identity or not c.fine):  # the dagger: always
             terms.update(identity_terms(batch, {"identity": out["coarse"]}))
         yield "g", terms, w
 
@@ -203,6 +207,7 @@ def vividgan_recipe(p: VividGANParams, lr_size: int = 16, seed: int = 0) -> Reci
         "weights": w,
         "coarse_steps": p.coarse_steps,
         "touch_steps": p.touch_steps,
+        "coarse_identity": p.coarse_identity,
         "rest_lr_scale": p.rest_lr_scale,
         "adversarial": p.adversarial,
         "disc_width": p.disc_width,

@@ -104,6 +104,18 @@ def test_ablations_change_the_phases(tmp_path):
     assert "g/touch" not in s["final_losses"] and r_train.batch == 2
 
 
+def test_coarse_identity_adds_l_id_to_the_coarse_phase(tmp_path):
+    """The paper's whole L_C in pre-training (``coarse_identity``), off by default."""
+    logged = {}
+    for on in (False, True):
+        p = params(2, 2, 0, weights=replace(CHEAP, identity=1.0), coarse_identity=on)
+        recipe = vividgan_recipe(p)
+        assert [ph.name for ph in recipe.phases] == ["coarse"]
+        s, _ = train(recipe, ToyTurned(), tmp_path / str(on), p.train, 0, progress=False)
+        logged[on] = s["final_losses"]
+    assert "g/identity" not in logged[False] and logged[True]["g/identity"] > 0
+
+
 def test_bad_vividgan_params_are_refused():
     with pytest.raises(ValueError, match="coarse_steps \\+ touch_steps"):
         VividGANParams.from_params(
