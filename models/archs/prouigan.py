@@ -425,3 +425,64 @@ class ProUINet(nn.Module):
     def hallucinate(self, lr: torch.Tensor, heatmaps: torch.Tensor) -> torch.Tensor:
         """The final face, B x 3 x 8s x 8s in [-1, 1]."""
         return self.forward(lr, heatmaps)["output"]
+
+
+# ------------------------------------------------------------------ the trained model
+
+PRIORS = ("estimator", "ground_truth")
+
+
+class ProUIGAN(nn.Module):
+    """What training produces and the evaluation runs: the landmark estimator and Pro-UInet.
+
+    ``forward(lr)``: the occluded LR face B x 3 x s x s in [-1, 1] -> the final face
+    B x 3 x 8s x 8s, Pro-UInet run on the estimator's heatmaps (its last stack, computed in
+    eval mode without gradient: the estimator is frozen once trained). The recipe also calls
+    ``forward(lr, heatmaps, upto, part="blocks")`` (Pro-UInet's dict, on the given heatmaps or
+    the estimator's) and ``forward(lr, part="landmarks")`` (the estimator's stacks, to train it):
+    one ``forward`` so that DDP wraps every use.
+
+    ``prior: ground_truth`` (P+GT, an oracle) was trained on the true heatmaps: it refuses to
+    run without them rather than fall back on an estimator it never used."""
+
+    def __init__(
+        self,
+        config: ProUIGANConfig = ProUIGANConfig(),
+        estimator: LandmarkEstimatorConfig = LandmarkEstimatorConfig(),
+        lr_size: int = 16,
+        prior: str = "estimator",
+    ):
+        super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"prouigan.prior must be one of {PRIORS}, not {prior!r}")
+        self.prior = prior
+        self.estimator = LandmarkEstimator(estimator)
+        self.net = ProUINet(config, lr_size)
+
+    def frozen_heatmaps(self, lr: torch.Tensor) -> torch.Tensor:
+        """The estimator's heatmaps, B x 68 x S x S, in eval mode (its batch norms' running
+        statistics stay those it was trained with) and without gradient."""
+        if self.prior == "ground_truth":
+            raise ValueError(
+                "this Pro-UIGAN is the P+GT oracle: it needs the true landmark heatmaps"
+            )
+        was = self.estimator.training
+        self.estimator.eval()
+        with torch.no_grad():
+            maps = self.estimator(lr)[-1]
+        self.estimator.train(was)
+        return maps
+
+    def forward(
+        self,
+        lr: torch.Tensor,
+        heatmaps: torch.Tensor | None = None,
+        upto: int | None = None,
+        part: str = "face",
+    ) -> Any:
+        if part == "landmarks":
+            return self.estimator(lr)
+        if part not in ("face", "blocks"):
+            raise ValueError(f"part must be face, blocks or landmarks, not {part!r}")
+        out = self.net(lr, self.frozen_heatmaps(lr) if heatmaps is None else heatmaps, upto)
+        return out["output"] if part == "face" else out

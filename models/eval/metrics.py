@@ -117,6 +117,25 @@ def psnr_ssim(output: Images, target: Images, crop: int = 0) -> dict[str, np.nda
 DescriptorFn = Callable[[torch.Tensor], torch.Tensor]
 
 
+def hole_mae(output: Images, target: Images, holes: np.ndarray) -> np.ndarray:
+    """Per-image mean absolute error inside the hole, in [0, 1] (uint8 difference / 255, over
+    the hole's pixels and the three channels): N outputs and targets (either image form) and
+    N x H x W hole masks (true or 1 = hole). NaN for an image without a hole. Bicubic's copy of
+    an occluded thumbnail leaves the hole's colour in place; this says how far each method
+    fills it with the face."""
+    out, tgt = as_uint8_images(output), as_uint8_images(target)
+    holes = np.asarray(holes) > 0.5
+    if holes.shape != out.shape[:3] or out.shape != tgt.shape:
+        raise ValueError(
+            f"outputs {out.shape}, targets {tgt.shape} and holes {holes.shape} do not match"
+        )
+    diff = np.abs(out.astype(np.int16) - tgt.astype(np.int16)).mean(-1) / 255.0
+    area = holes.sum((1, 2))
+    total = (diff * holes).sum((1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(area > 0, total / np.maximum(area, 1), np.nan)
+
+
 def descriptor_function(loss_or_network: IdentityLoss | DlibFaceResNet | DescriptorFn):
     """What maps B x 3 x S x S aligned crops in [-1, 1] to B x D descriptors: an
     ``IdentityLoss``'s ``descriptors``, a ``DlibFaceResNet`` wrapped in one, or any such callable

@@ -156,7 +156,7 @@ def evaluate(
     """Score ``method`` on the test split of ``pairs_dir`` (task ``task``). Returns the JSON
     record: every metric's mean (``KEYS``), ``n``, ``ms_per_image`` (batch 1 and 64),
     ``parameters``, and the task's breakdowns (``by_yaw``; ``by_mask_kind``,
-    ``by_square_side``, ``by_hole_bin``). ``grid``: where to write the sample grid."""
+    ``by_square_side``, ``by_hole_bin``); occlusion adds ``hole_mae`` (``metrics.hole_mae``). ``grid``: where to write the sample grid."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     dev = pick_device(device)
@@ -188,6 +188,9 @@ def evaluate(
     )  # fmt: skip
     landmarks = np.stack([np.asarray(x, np.float64) for x in index["landmarks"].to_list()])
     per_image.update(metrics.landmark_metrics(outputs, landmarks))
+    if task == "occlusion":  # how each method fills the hole (mask: 1 x H x W, 1 = hole)
+        holes = torch.stack([it["mask"][0] for it in items]).numpy()
+        per_image["hole_mae"] = metrics.hole_mae(outputs, targets, holes)
     # -1 marks "not this kind" (a square side for an irregular mask, a PConv bin for a square)
     groups = {
         name: [None if v == -1 else v for v in index[col].to_list()]

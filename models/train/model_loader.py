@@ -32,11 +32,23 @@ def _vividgan(arch: dict[str, Any], lr_size: int) -> nn.Module:
     return VividFHNet(VividGANConfig.from_params(arch), lr_size)
 
 
+def _prouigan(arch: dict[str, Any], lr_size: int) -> nn.Module:
+    from models.archs.prouigan import LandmarkEstimatorConfig, ProUIGAN, ProUIGANConfig
+
+    a = dict(arch)
+    estimator, prior = a.pop("estimator", {}), a.pop("prior", "estimator")
+    return ProUIGAN(
+        ProUIGANConfig.from_params(a), LandmarkEstimatorConfig.from_params(estimator), lr_size,
+        prior,
+    )  # fmt: skip
+
+
 # network name -> builder(arch params, LR size); the papers' networks add themselves here
 BUILDERS: dict[str, Callable[[dict[str, Any], int], nn.Module]] = {
     "baseline": _baseline,
     "cpgan": _cpgan,
     "vividgan": _vividgan,
+    "prouigan": _prouigan,
 }
 
 

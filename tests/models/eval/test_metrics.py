@@ -112,6 +112,21 @@ def test_crop_and_tensor_inputs():
 # --------------------------------------------------------------------------- identification
 
 
+def test_hole_mae_counts_only_the_hole():
+    target = _images(2, 16, seed=1)
+    out = target.copy()
+    holes = np.zeros((2, 16, 16), bool)
+    holes[0, 4:8, 4:8] = True  # 16 hole pixels in image 0, none in image 1
+    out[0, 4:8, 4:8] = np.clip(target[0, 4:8, 4:8].astype(int) + 51, 0, 255)  # +0.2 inside
+    out[:, 12:, 12:] = 0  # errors outside the hole do not count
+    mae = M.hole_mae(out, target, holes)
+    expected = np.abs(out[0, 4:8, 4:8].astype(int) - target[0, 4:8, 4:8]).mean() / 255
+    assert mae[0] == pytest.approx(expected) and 0.15 < mae[0] <= 0.2 and np.isnan(mae[1])
+    assert M.hole_mae(target, target, holes)[0] == 0
+    with pytest.raises(ValueError, match="do not match"):
+        M.hole_mae(out, target, holes[:, :8])
+
+
 def test_ranks_on_a_toy_gallery():
     gallery = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     g_ids = ["a", "b", "c"]
