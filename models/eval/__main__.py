@@ -7,7 +7,11 @@ cropped), against each subject's frontally lit face; prints a table per light-az
 
 ``python -m models.eval london --folder PATH [--method M] [--checkpoint PATH] [--people A,B]
 --out FILE.json [--markdown]``: real turned faces (the London set's 3/4 views of the test
-people), against each person's frontal photo; prints a table per side, expression and yaw."""
+people), against each person's frontal photo; prints a table per side, expression and yaw.
+
+``python -m models.eval edit --checkpoint PATH (--pairs DIR --index N | --lr FILE.png)
+--scale GROUP:SX,SY | --shift GROUP:DX,DY --out FILE.png``: Pro-UIGAN with a user-moved
+landmark set (prior editing): before | after, and how much changed inside the edited region."""
 
 from __future__ import annotations
 
@@ -68,7 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     lo.add_argument("--work", default="data/cache/london", help="keeps the ingested faces")
     lo.add_argument("--workers", type=int, default=0, help="ingest processes (0: every core)")
     lo.add_argument("--device", default="auto")
+    ed = sub.add_parser("edit", help="Pro-UIGAN on a face with moved landmarks (prior editing)")
+    ed.add_argument("--checkpoint", required=True, help="a Pro-UIGAN model.safetensors or folder")
+    ed.add_argument("--pairs", default="data/pairs/occlusion", help="pair set of --index")
+    ed.add_argument("--index", type=int, default=0, help="test pair number in --pairs")
+    ed.add_argument("--lr", help="an LR face PNG instead of a test pair")
+    ed.add_argument("--scale", action="append", default=[], help="GROUP:SX,SY, e.g. mouth:1.3,1")
+    ed.add_argument("--shift", action="append", default=[], help="GROUP:DX,DY in 128 px pixels")
+    ed.add_argument("--sigma", type=float, default=1.0, help="heatmap sigma, LR pixels")
+    ed.add_argument("--out", required=True, help="PNG: LR | before | after | change x 4")
     args = ap.parse_args(argv)
+    if args.command == "edit":
+        return edit(args)
     if args.command == "yale":
         return yale(args)
     if args.command == "london":
@@ -133,6 +148,46 @@ def london(args: argparse.Namespace) -> int:
         return 2
     write_record(record, args.out)
     print(markdown_table(record, markdown=args.markdown))
+    return 0
+
+
+def edit(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from datagen.core.images import load_rgb
+    from models.eval import metrics
+    from models.eval.prior_edit import GROUPS, edit_face, parse_moves, write_edit
+
+    try:
+        moves = parse_moves(args.scale, args.shift)
+        model, meta = load_model(args.checkpoint, network="prouigan")
+        if args.lr is not None:
+            lr = metrics.to_unit(np.array(load_rgb(Path(args.lr), 10**6, 1))[None])[0]
+            source = args.lr
+        else:
+            from models.data.tasks import TaskDataset
+
+            ds = TaskDataset(Path(args.pairs), "occlusion", "test", None)
+            if not 0 <= args.index < len(ds):
+                raise ValueError(f"--index must be in [0, {len(ds)}), not {args.index}")
+            lr = ds[args.index]["lr"]
+            source = ds.index["pair_id"][args.index]
+        if lr.shape[-1] != model.net.lr_size or lr.shape[-2] != model.net.lr_size:
+            raise ValueError(f"the LR face is {tuple(lr.shape[-2:])}; the model takes "
+                             f"{model.net.lr_size} x {model.net.lr_size}")  # fmt: skip
+        r = edit_face(model, lr, moves, args.sigma)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    write_edit(args.out, lr, r)
+    moved = sorted({g for _, g, _, _ in moves})
+    shift = np.abs(r["landmarks_after"] - r["landmarks_before"]).max()
+    print(json.dumps({
+        "source": source, "edits": [list(m) for m in moves], "groups": moved,
+        "points": sum(len(GROUPS[g]) for g in moved), "max_point_shift_px": round(float(shift), 2),
+        "box": list(r["box"]), "change_inside": round(r["change_inside"], 4),
+        "change_outside": round(r["change_outside"], 4), "out": args.out,
+    }, indent=2))  # fmt: skip
     return 0
 
 

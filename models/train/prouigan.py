@@ -15,7 +15,8 @@ Per block k (each against the target at its size): L_mse + f L_f (VGG-19 relu3_2
 heatmaps against the true ones at their size) + gamma_k L_style (Gram matrices of VGG-19
 pool1-3, standing in for the paper's VGG-16) + adv L_adv; gamma = (10, 10, 1). The paper's
 weights: f = 0.01, h = 1, adv = 0.01. The CPU default differs where measured
-(``ProUIGANWeights``).
+(``ProUIGANWeights``). Ours: ``weights.identity`` adds L_id on the final face in the joint
+phase.
 """
 
 from __future__ import annotations
@@ -53,9 +54,13 @@ class ProUIGANWeights(ParamGroup):
     style: tuple[float, float, float] = (10.0, 10.0, 1.0)  # gamma_1..3 of L_style
     adv: float = 0.0  # paper 0.01; CPU default 0: no discriminator (a GPU-length term)
     estimator: float = 1.0  # the landmark estimator's L_h (phase 0)
+    # ours, not the paper's: L_id (dlib descriptor MSE, as the baseline's) on the final face in
+    # the joint phase; the paper has no identity term
+    identity: float = 0.0
 
     def validate(self) -> None:
-        values = (self.mse, self.perceptual, self.heatmap, self.adv, self.estimator, *self.style)
+        values = (self.mse, self.perceptual, self.heatmap, self.adv, self.estimator,
+                  self.identity, *self.style)  # fmt: skip
         if len(self.style) != 3 or min(values) < 0 or not self.mse > 0:
             raise ValueError("prouigan.weights must be >= 0 with mse > 0 and 3 style gammas")
 
@@ -160,6 +165,11 @@ def prouigan_recipe(p: ProUIGANParams, lr_size: int = 16, seed: int = 0) -> Reci
 
         vgg = VGGFeatures(("relu3_2", "pool1", "pool2", "pool3"))
     adversarial = w.adv > 0
+    identity = None
+    if w.identity:
+        from models.losses.identity import IdentityLoss
+
+        identity = IdentityLoss()
     n_blocks = c.blocks
     hr_size = 8 * lr_size
     sigma_px = p.heatmap_sigma * hr_size / lr_size  # sigma in HR pixels, scaled per map below
@@ -203,7 +213,7 @@ def prouigan_recipe(p: ProUIGANParams, lr_size: int = 16, seed: int = 0) -> Reci
             k = int(block[1:]) - 1
             out[name] = {
                 "mse": w.mse, "perceptual": w.perceptual, "heatmap": w.heatmap,
-                "style": gammas()[k], "adv": w.adv, "gadv": w.adv,
+                "style": gammas()[k], "adv": w.adv, "gadv": w.adv, "identity": w.identity,
             }[term]  # fmt: skip
         return out
 
@@ -251,6 +261,8 @@ def prouigan_recipe(p: ProUIGANParams, lr_size: int = 16, seed: int = 0) -> Reci
         terms: dict[str, torch.Tensor] = {}
         for k in range(n_blocks):
             terms.update(block_terms(batch, out, k))
+        if identity is not None:
+            terms[f"b{n_blocks}_identity"] = identity.to(last.device)(last, batch["hr"])
         if adversarial:
             b = n_blocks
             if n_blocks > 1:  # after block 1: local only (Eq. 13)

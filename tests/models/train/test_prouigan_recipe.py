@@ -152,6 +152,14 @@ def test_with_l_adv_the_three_discriminators_train(tmp_path):
         assert any(not torch.equal(state[n], after[n]) for n in state), k
 
 
+def test_our_identity_term_joins_the_joint_phase(tmp_path):
+    p = params(2, 0, 0, 0, weights=replace(CHEAP, identity=1.0))
+    recipe = prouigan_recipe(p)
+    assert [ph.name for ph in recipe.phases] == ["joint"]
+    s, _ = train(recipe, ToyOccluded(), tmp_path, p.train, 0, progress=False)
+    assert s["final_losses"]["g/b3_identity"] > 0
+
+
 def test_ablations_change_the_phases(tmp_path):
     gt = prouigan_recipe(params(6, 2, 2, 2, prior="ground_truth"))  # P+GT: no estimator
     assert [ph.name for ph in gt.phases] == ["block1", "block2", "joint"]
