@@ -1,9 +1,10 @@
 """VividGAN's training recipe: the pose pairs (``lr`` from a turned face, the frontal ``hr``,
 its landmarks and heatmaps), three phases as in the paper:
 
-1. ``coarse``: the coarse-level FH net with L_C: L_mse + L_sym (and the component
-   locator's L_h, our addition: it stands in for the author code's pretrained FAN) and, with
-   ``coarse_identity`` (the default), a1 L_id: the paper's whole L_C;
+1. ``coarse``: the coarse-level FH net with L_C's cheap terms, L_mse + L_sym (and the component
+   locator's L_h, our addition: it stands in for the author code's pretrained FAN); with
+   ``coarse_identity`` also a1 L_id, the paper's whole L_C (off by default: some 80 s more
+   training on a 2-core CPU for 0.02 of identity distance);
 2. ``touch``: the touching-up U-Nets with L_T = L_mse on the facial component sets: each
    batch's component crops of the (frozen) coarse faces, against the same crops of the clean
    frontal faces, cut where the locator puts the components (as at inference);
@@ -43,14 +44,14 @@ class VividGANWeights(ParamGroup):
     locator's L_h (ours). The CPU default differs from the paper in three, each measured
     (README, "VividGAN"): ``sym`` 0.01, not 1 (L_sym is an L1 mean, ~0.12 on our frontal
     targets, which are not mirror-symmetric: at 1 it cost the coarse net 1.8 dB); ``identity``
-    50 (our L_id is the MSE of unit-length dlib descriptors, ~3e-3, where 0.01 would vanish; at
-    the baseline's 20 VividGAN stays behind bicubic on identity at +-22); ``adv`` 0 (no discriminator is trained: CPGAN's measured GAN terms
+    20 (our L_id is the MSE of unit-length dlib descriptors, ~3e-3, where 0.01 would vanish;
+    the baseline's weight); ``adv`` 0 (no discriminator is trained: CPGAN's measured GAN terms
     cost PSNR and identity in a CPU-length run)."""
 
     GROUP = "vividgan.weights"
     mse: float = 1.0
     sym: float = 0.01
-    identity: float = 50.0
+    identity: float = 20.0
     heatmap: float = 1e-2
     adv: float = 0.0
     touch: float = 1.0
@@ -68,11 +69,11 @@ class VividGANParams(ParamGroup):
     GROUP = "vividgan"
     arch: VividGANConfig = field(default_factory=VividGANConfig)
     weights: VividGANWeights = field(default_factory=VividGANWeights)
-    train: TrainParams = field(default_factory=lambda: TrainParams(steps=360))
+    train: TrainParams = field(default_factory=lambda: TrainParams(steps=400))
     coarse_steps: int = 300  # phase 1 (with fine: false, every step is phase 1)
     touch_steps: int = 20  # phase 2; the joint phase takes the rest of train.steps
-    # a1 L_id in phase 1 too (the paper's L_C); false: ~80 s less, identity behind bicubic
-    coarse_identity: bool = True
+    # a1 L_id in phase 1 too (the paper's L_C): -0.02 identity distance for ~80 s more
+    coarse_identity: bool = False
     rest_lr_scale: float = 0.1  # joint phase: the coarse, locator and touching-up nets' lr
     adversarial: str = "lsgan"
     disc_width: int = 32
