@@ -25,6 +25,31 @@ from models.train.checkpoints import CheckpointError
 from models.train.model_loader import load_model
 
 
+def real_photo_args(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    task: str,
+    folder: str,
+    grid: str,
+    faces: str,
+) -> argparse.ArgumentParser:
+    """The arguments every real-photo evaluation (yale, london) takes."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--folder", required=True, help=folder)
+    p.add_argument("--method", choices=METHODS, help="default: the checkpoint's network")
+    p.add_argument("--checkpoint", help=f"{task} model.safetensors or its folder")
+    p.add_argument("--out", required=True, help="the JSON record")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    p.add_argument("--grid", help=f"sample grid PNG: {grid}")
+    p.add_argument("--faces", default="data/faces", help=faces)
+    p.add_argument("--params", default="params.yaml", help="the project's params")
+    p.add_argument("--work", default=f"data/cache/{name}", help="keeps the ingested faces")
+    p.add_argument("--workers", type=int, default=0, help="ingest processes (0: every core)")
+    p.add_argument("--device", default="auto")
+    return p  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m models.eval", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -37,41 +62,27 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", help="JSON record (default: printed)")
     e.add_argument("--grid", help="sample grid PNG")
     e.add_argument("--device", default="auto")
-    y = sub.add_parser("yale", help="score bicubic or an illumination checkpoint on Yale B photos")
-    y.add_argument("--folder", required=True, help="Extended Yale B cropped: <subject>/<images>")
-    y.add_argument("--method", choices=METHODS, help="default: the checkpoint's network")
-    y.add_argument("--checkpoint", help="an illumination model.safetensors or its folder")
+    y = real_photo_args(
+        sub, "yale", "score bicubic or an illumination checkpoint on Yale B photos",
+        "an illumination", "Extended Yale B cropped: <subject>/<images>",
+        "LR | bicubic | method | target", "faces dataset (a guided net's guide)",
+    )  # fmt: skip
     y.add_argument("--subjects", type=int, help="only the first N subjects (default: all)")
-    y.add_argument("--out", required=True, help="the JSON record")
-    y.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    y.add_argument("--grid", help="sample grid PNG: LR | bicubic | method | target")
     y.add_argument(
         "--margin", type=float,
         help="grey margin added around each photo before the ingest (fraction of its longer "
         "side; default 0.25, 0: none); the cropped faces fill their frames, which defeats "
         "dlib's detector",
     )  # fmt: skip
-    y.add_argument("--faces", default="data/faces", help="faces dataset (a guided net's guide)")
-    y.add_argument("--params", default="params.yaml", help="the project's params")
-    y.add_argument("--work", default="data/cache/yale", help="keeps the ingested faces")
-    y.add_argument("--workers", type=int, default=0, help="ingest processes (0: every core)")
-    y.add_argument("--device", default="auto")
-    lo = sub.add_parser("london", help="score bicubic or a pose checkpoint on real 3/4 views")
-    lo.add_argument("--folder", required=True, help="the London set (any layout of NNN_VV.jpg)")
-    lo.add_argument("--method", choices=METHODS, help="default: the checkpoint's network")
-    lo.add_argument("--checkpoint", help="a pose model.safetensors or its folder")
+    lo = real_photo_args(
+        sub, "london", "score bicubic or a pose checkpoint on real 3/4 views", "a pose",
+        "the London set (any layout of NNN_VV.jpg)",
+        "LR | bicubic | method | target | real view", "faces dataset (its test split: people)",
+    )  # fmt: skip
     lo.add_argument(
         "--people", help="comma-separated person numbers (default: --faces' test split)"
     )
-    lo.add_argument("--out", required=True, help="the JSON record")
-    lo.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    lo.add_argument("--grid", help="sample grid PNG: LR | bicubic | method | target | real view")
-    lo.add_argument("--faces", default="data/faces", help="faces dataset (its test split: people)")
     lo.add_argument("--pairs", default="data/pairs/pose", help="pose pairs (the crop templates)")
-    lo.add_argument("--params", default="params.yaml", help="the project's params")
-    lo.add_argument("--work", default="data/cache/london", help="keeps the ingested faces")
-    lo.add_argument("--workers", type=int, default=0, help="ingest processes (0: every core)")
-    lo.add_argument("--device", default="auto")
     ed = sub.add_parser("edit", help="Pro-UIGAN on a face with moved landmarks (prior editing)")
     ed.add_argument("--checkpoint", required=True, help="a Pro-UIGAN model.safetensors or folder")
     ed.add_argument("--pairs", default="data/pairs/occlusion", help="pair set of --index")
@@ -113,41 +124,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def yale(args: argparse.Namespace) -> int:
-    from datagen.core.params import load_params
     from models.eval.yale import DEFAULT_MARGIN, evaluate_yale, markdown_table
 
     margin = DEFAULT_MARGIN if args.margin is None else args.margin
-
-    try:
-        record = evaluate_yale(
-            args.folder, args.method, args.checkpoint, params=load_params(args.params),
-            subjects=args.subjects, margin=margin, faces_dir=args.faces, work_dir=args.work,
-            workers=args.workers, device=args.device, grid=args.grid,
-        )  # fmt: skip
-    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    write_record(record, args.out)
-    print(markdown_table(record, markdown=args.markdown))
-    return 0
+    return real_photo_run(
+        args, evaluate_yale, markdown_table, subjects=args.subjects, margin=margin
+    )
 
 
 def london(args: argparse.Namespace) -> int:
-    from datagen.core.params import load_params
     from models.eval.london import evaluate_london, markdown_table
 
     people = None if args.people is None else [p.strip() for p in args.people.split(",") if p]
+    return real_photo_run(
+        args, evaluate_london, markdown_table, people=people, pairs_dir=args.pairs
+    )
+
+
+def real_photo_run(args: argparse.Namespace, evaluate_fn, table_fn, **extra) -> int:
+    """Run a real-photo evaluation with the shared arguments (``real_photo_args``) and
+    ``extra``; write its record and print its table, or print the error and return 2."""
+    from datagen.core.params import load_params
+
     try:
-        record = evaluate_london(
+        record = evaluate_fn(
             args.folder, args.method, args.checkpoint, params=load_params(args.params),
-            people=people, faces_dir=args.faces, pairs_dir=args.pairs, work_dir=args.work,
-            workers=args.workers, device=args.device, grid=args.grid,
+            faces_dir=args.faces, work_dir=args.work, workers=args.workers, device=args.device,
+            grid=args.grid, **extra,
         )  # fmt: skip
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     write_record(record, args.out)
-    print(markdown_table(record, markdown=args.markdown))
+    print(table_fn(record, markdown=args.markdown))
     return 0
 
 

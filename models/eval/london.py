@@ -37,7 +37,7 @@ import polars as pl
 from skimage.transform import SimilarityTransform
 from tqdm import tqdm
 
-from datagen.core.images import load_rgb, tile_grid, write_png
+from datagen.core.images import load_rgb
 from datagen.core.params import group
 from datagen.core.seeding import sample_seed
 from datagen.core.shards import ShardDataset, read_index
@@ -45,7 +45,7 @@ from datagen.face import align
 from datagen.face.degrade import DegradeParams, degrade
 from datagen.stages.pairs_pose import PoseParams
 from models.eval import metrics, real_photos
-from models.eval.protocol import KEYS, bicubic, needs_target, run_method
+from models.eval.protocol import KEYS, needs_target, run_method
 from models.train.device import pick_device
 
 TASK = "pose"
@@ -310,6 +310,7 @@ def evaluate_london(
         oracle = metrics.to_unit(targets[probes.target_of])
     outputs, _ = run_method(model, lr, size, pick_device(device), batch, oracle)
     per_image, hr_view_dist = score(outputs, probes, targets, target_lm, target_keys, progress)
+    per_image["hr_view_identity_distance"] = hr_view_dist
     groups = {
         "side": probes.sides,
         "expression": probes.expressions,
@@ -317,13 +318,9 @@ def evaluate_london(
         "yaw": probes.yaws,
     }
     summary = metrics.summarise(per_image, groups)
-    ref = metrics.summarise({"hr_view_identity_distance": hr_view_dist}, groups)
-    for name, parts in summary.items():
-        for label, part in [("overall", parts)] if name == "overall" else parts.items():
-            r = ref[name] if name == "overall" else ref[name][label]
-            part["hr_view_identity_distance"] = r["hr_view_identity_distance"]
-            for k in KEYS:
-                part.setdefault(k, None)  # rank-k left out for a small gallery: explicit null
+    for part in [summary["overall"], *(p for g in groups for p in summary[f"by_{g}"].values())]:
+        for k in KEYS:
+            part.setdefault(k, None)  # rank-k left out for a small gallery: explicit null
     reasons = Counter(r["reason"] for r in rejects)
     scored = sorted(set(probes.people))
     d = DegradeParams.from_params(group(params, "degrade"))
@@ -365,23 +362,17 @@ def write_grid(
     """LR (nearest) | bicubic | method (omitted for bicubic) | target | real HR view: the
     first person's scored views, then the next person's, up to 8 rows."""
     picks = list(range(min(8, len(probes.lr))))
-    size = targets.shape[1]
-    lr = probes.lr[picks]
-    scale = size // lr.shape[1]
-    cols = [lr.repeat(scale, 1).repeat(scale, 2), bicubic(lr, size)]
-    if outputs is not None:
-        cols.append(outputs[picks])
-    cols += [targets[probes.target_of[picks]], probes.hr_view[picks]]
-    write_png(Path(path), tile_grid([list(r) for r in zip(*cols, strict=True)]))
+    real_photos.write_grid(
+        path, probes.lr[picks], None if outputs is None else outputs[picks],
+        targets[probes.target_of[picks]], probes.hr_view[picks],
+    )  # fmt: skip
 
 
 def markdown_table(record: dict[str, Any], markdown: bool = True) -> str:
     """Overall, per-side, per-expression and per-matched-yaw rows of a record."""
     from datagen.core.tables import format_table
 
-    def f(r: dict[str, Any], k: str, d: int = 3) -> str:
-        v = r.get(k)
-        return "-" if v is None else f"{v:.{d}f}"
+    f = real_photos.cell
 
     def row(label: str, r: dict[str, Any]) -> list[str]:
         return [label, str(r["n"]), f(r, "psnr", 2), f(r, "ssim"), f(r, "identity_distance"),

@@ -36,7 +36,10 @@ GROUPS = {
 def soft_argmax(heatmaps: torch.Tensor, image_size: int, temperature: float = 0.05) -> torch.Tensor:
     """B x K x S x S heatmaps -> B x K x 2 landmarks (x, y) in pixels of an ``image_size``
     face: the softmax-weighted mean position of each map (sub-pixel, unlike the argmax), each
-    map first divided by its peak so that ``temperature`` means the same for every map."""
+    map first divided by its peak so that ``temperature`` means the same for every map.
+    Not ``components.heatmap_landmarks`` (a peak's local centroid): on heatmaps drawn with
+    sigma 2 at 32 px that is up to 1.2 px off at 128 px, this within 0.5 px, and the edit
+    compares outputs drawn from these landmarks."""
     b, k, s, _ = heatmaps.shape
     flat = heatmaps.reshape(b, k, s * s)
     flat = flat / flat.amax(-1, keepdim=True).clamp_min(1e-6)

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from datagen.core.images import load_rgb, write_png
+from datagen.core.images import load_rgb, tile_grid, write_png
 from datagen.core.params import group
 from datagen.core.shards import ShardDataset
 from datagen.stages.faces import build_faces
 from models.eval import metrics
-from models.eval.protocol import METHODS
+from models.eval.protocol import METHODS, bicubic
 from models.train.model_loader import load_model
 
 
@@ -137,3 +137,22 @@ def load_method(
         model,
         {"parameters": metrics.parameter_count(model), "checkpoint": str(checkpoint)},
     )
+
+
+def write_grid(
+    path: str | Path, lr: np.ndarray, outputs: np.ndarray | None, *more: np.ndarray
+) -> None:
+    """A sample grid, one row per LR input (uint8 N x h x w x 3): LR (nearest) | bicubic |
+    method (``outputs``; None for bicubic itself) | each of ``more`` (N x H x W x 3: targets,
+    references)."""
+    size = (outputs if outputs is not None else more[0]).shape[1]
+    scale = size // lr.shape[1]
+    cols = [lr.repeat(scale, 1).repeat(scale, 2), bicubic(lr, size)]
+    cols += ([outputs] if outputs is not None else []) + list(more)
+    write_png(Path(path), tile_grid([list(r) for r in zip(*cols, strict=True)]))
+
+
+def cell(record: dict[str, Any], key: str, digits: int = 3) -> str:
+    """A table cell: the record's value rounded, "-" for a missing one."""
+    v = record.get(key)
+    return "-" if v is None else f"{v:.{digits}f}"

@@ -32,14 +32,13 @@ import polars as pl
 import torch
 from tqdm import tqdm
 
-from datagen.core.images import tile_grid, write_png
 from datagen.core.params import group
 from datagen.core.seeding import sample_seed
 from datagen.core.shards import ShardDataset
 from datagen.face.degrade import DegradeParams, degrade
 from datagen.stages.pairs_illumination import IlluminationParams
 from models.eval import metrics, real_photos
-from models.eval.protocol import KEYS, bicubic, run_method, takes_guide
+from models.eval.protocol import KEYS, run_method, takes_guide
 from models.eval.real_photos import ingest, staged_name
 from models.train.device import pick_device
 
@@ -372,14 +371,8 @@ def write_grid(
         if in_bin:
             n = probes.names
             picks.append(min(in_bin, key=lambda i: (abs(n[i].azimuth), abs(n[i].elevation), i)))
-    size = targets.shape[1]
-    lr = probes.lr[picks]
-    scale = size // lr.shape[1]
-    cols = [lr.repeat(scale, 1).repeat(scale, 2), bicubic(lr, size)]
-    if outputs is not None:
-        cols.append(outputs[picks])
-    cols.append(targets[probes.target_of[picks]])
-    write_png(Path(path), tile_grid([list(r) for r in zip(*cols, strict=True)]))
+    real_photos.write_grid(path, probes.lr[picks], None if outputs is None else outputs[picks],
+                           targets[probes.target_of[picks]])  # fmt: skip
 
 
 def markdown_table(record: dict[str, Any], markdown: bool = True) -> str:
@@ -387,9 +380,7 @@ def markdown_table(record: dict[str, Any], markdown: bool = True) -> str:
     photo-region PSNR / SSIM on RGB)."""
     from datagen.core.tables import format_table
 
-    def f(r: dict[str, Any], k: str, d: int = 3) -> str:
-        v = r.get(k)
-        return "-" if v is None else f"{v:.{d}f}"
+    f = real_photos.cell
 
     def row(label: str, r: dict[str, Any], images: int, rejects: int) -> list[str]:
         return [label, str(images), str(rejects), str(r["n"]), f(r, "psnr", 2), f(r, "ssim"),

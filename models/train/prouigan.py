@@ -34,6 +34,7 @@ from models.archs.discriminators import PatchDiscriminator
 from models.archs.prouigan import PRIORS, LandmarkEstimatorConfig, ProUIGAN, ProUIGANConfig
 from models.losses.adversarial import KINDS, discriminator_loss, generator_loss
 from models.losses.heatmap import gaussian_heatmaps, heatmap_loss
+from models.losses.perceptual import perceptual_loss, style_loss
 from models.losses.pixel import mse_loss
 from models.train.loop import Phase, Recipe, TrainParams
 
@@ -192,8 +193,6 @@ def prouigan_recipe(p: ProUIGANParams, lr_size: int = 16, seed: int = 0) -> Reci
         maps_true = true_heatmaps(batch, stacks[-1].shape[-1])
         terms[f"b{k + 1}_heatmap"] = sum(heatmap_loss(h, maps_true) for h in stacks) / len(stacks)
         if vgg is not None:
-            from models.losses.perceptual import perceptual_loss, style_loss
-
             vgg.to(image.device)
             feats = vgg(image)
             with torch.no_grad():
