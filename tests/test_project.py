@@ -57,6 +57,7 @@ def param_classes() -> dict:
     from datagen.stages.pairs_occlusion import OcclusionParams
     from datagen.stages.pairs_pose import PoseParams
     from models.train.cpgan import CPGANParams
+    from models.train.prouigan import ProUIGANParams
     from models.train.recipes import BaselineParams
     from models.train.vividgan import VividGANParams
 
@@ -64,6 +65,7 @@ def param_classes() -> dict:
         BaselineParams,
         CPGANParams,
         VividGANParams,
+        ProUIGANParams,
         ShardsParams,
         FacesParams,
         DegradeParams,

@@ -23,7 +23,7 @@ import torch
 
 from datagen.core.images import tile_grid, write_png
 from models.eval import metrics
-from models.losses.heatmap import gaussian_heatmaps
+from models.losses.heatmap import gaussian_heatmaps, soft_argmax
 
 # iBUG-68 groups a user can move
 GROUPS = {
@@ -31,22 +31,6 @@ GROUPS = {
     "right_eye": range(36, 42), "left_eye": range(42, 48), "eyes": range(36, 48),
     "mouth": range(48, 68),
 }  # fmt: skip
-
-
-def soft_argmax(heatmaps: torch.Tensor, image_size: int, temperature: float = 0.05) -> torch.Tensor:
-    """B x K x S x S heatmaps -> B x K x 2 landmarks (x, y) in pixels of an ``image_size``
-    face: the softmax-weighted mean position of each map (sub-pixel, unlike the argmax), each
-    map first divided by its peak so that ``temperature`` means the same for every map.
-    Not ``components.heatmap_landmarks`` (a peak's local centroid): on heatmaps drawn with
-    sigma 2 at 32 px that is up to 1.2 px off at 128 px, this within 0.5 px, and the edit
-    compares outputs drawn from these landmarks."""
-    b, k, s, _ = heatmaps.shape
-    flat = heatmaps.reshape(b, k, s * s)
-    flat = flat / flat.amax(-1, keepdim=True).clamp_min(1e-6)
-    w = torch.softmax(flat / temperature, -1).reshape(b, k, s, s)
-    grid = torch.arange(s, dtype=heatmaps.dtype, device=heatmaps.device)
-    xy = torch.stack([(w.sum(2) * grid).sum(-1), (w.sum(3) * grid).sum(-1)], -1)
-    return (xy + 0.5) * (image_size / s) - 0.5  # heatmap pixel centres -> image pixels
 
 
 def parse_moves(scale: list[str], shift: list[str]) -> list[tuple[str, str, float, float]]:

@@ -129,6 +129,14 @@ def run_method(
     return np.concatenate(outs), fn
 
 
+def network_outputs(fn: Any, lr: torch.Tensor, device: torch.device, batch: int) -> np.ndarray:
+    """``fn`` (a network's method) on the LR inputs in batches of ``batch``, without gradient,
+    concatenated as float64 numpy."""
+    with torch.no_grad():
+        outs = [fn(lr[i : i + batch].to(device)).cpu() for i in range(0, len(lr), batch)]
+    return torch.cat(outs).double().numpy()
+
+
 def gallery_faces(faces_dir: Path, identities: set[str]) -> tuple[np.ndarray, list[str], list[str]]:
     """Every clean test face of ``faces_dir`` (every test identity, whether or not the pair set
     kept it): images (uint8 N x H x W x 3), identities, face ids. Each probe identity in
@@ -156,7 +164,9 @@ def evaluate(
     """Score ``method`` on the test split of ``pairs_dir`` (task ``task``). Returns the JSON
     record: every metric's mean (``KEYS``), ``n``, ``ms_per_image`` (batch 1 and 64),
     ``parameters``, and the task's breakdowns (``by_yaw``; ``by_mask_kind``,
-    ``by_square_side``, ``by_hole_bin``); occlusion adds ``hole_mae`` (``metrics.hole_mae``). ``grid``: where to write the sample grid."""
+    ``by_square_side``, ``by_hole_bin``); occlusion adds ``hole_mae`` (``metrics.hole_mae``); a
+    network with its own landmark estimator adds ``estimator_nrmse``. ``grid``: where to write the
+    sample grid (LR, bicubic, a progressive network's intermediate faces, output, target)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     dev = pick_device(device)
@@ -188,6 +198,11 @@ def evaluate(
     )  # fmt: skip
     landmarks = np.stack([np.asarray(x, np.float64) for x in index["landmarks"].to_list()])
     per_image.update(metrics.landmark_metrics(outputs, landmarks))
+    if model is not None and getattr(model, "estimates_landmarks", False):
+        # a network with its own landmark estimator (Pro-UIGAN): its landmarks on the LR input
+        # against the clean face's, the same NRMSE (the paper's Table VI scores FAN this way)
+        estimated = network_outputs(model.estimated_landmarks, lr, dev, batch)
+        per_image["estimator_nrmse"] = metrics.landmark_nrmse(estimated, landmarks)
     if task == "occlusion":  # how each method fills the hole (mask: 1 x H x W, 1 = hole)
         holes = torch.stack([it["mask"][0] for it in items]).numpy()
         per_image["hole_mae"] = metrics.hole_mae(outputs, targets, holes)
@@ -213,6 +228,13 @@ def evaluate(
         lr_picks = metrics.to_uint8(lr[picks])
         scale = ds.hr_size // ds.lr_size
         cols = [lr_picks.repeat(scale, 1).repeat(scale, 2), bicubic(lr_picks, ds.hr_size)]
+        if model is not None and hasattr(model, "block_outputs"):
+            # a progressive network's intermediate faces (Pro-UIGAN's Fig. 9), nearest-upsampled
+            with torch.no_grad():
+                stages = model.block_outputs(lr[picks].to(dev))[:-1]
+            for face in stages:
+                k = ds.hr_size // face.shape[-1]
+                cols.append(metrics.to_uint8(face).repeat(k, 1).repeat(k, 2))
         if method != "bicubic":
             cols.append(outputs[picks])
         cols.append(targets[picks])
@@ -250,13 +272,15 @@ def summary_table(eval_dir: str | Path) -> str:
                 v = r.get(k)
                 return "-" if v is None else f"{v:.{d}f}"
 
+            hole = [f("hole_mae")] if task == "occlusion" else []  # how each fills the hole
             body.append(
                 [r["method"], f("psnr", 2), f("ssim"), f("psnr_y", 2), f("ssim_y"),
                  f("identity_distance"), f("rank1"), f("rank5"), f("landmark_nrmse"),
-                 f("landmark_detection_rate", 2), str(r["n"]),
+                 f("landmark_detection_rate", 2), *hole, str(r["n"]),
                  f"{r['ms_per_image']['1']:.2f}", str(r["parameters"])]
             )  # fmt: skip
         head = ["method", "PSNR", "SSIM", "PSNR-Y", "SSIM-Y", "id dist", "rank-1", "rank-5",
-                "lm NRMSE", "lm det", "n", "ms/img (b1)", "params"]  # fmt: skip
+                "lm NRMSE", "lm det", *(["hole MAE"] if task == "occlusion" else []), "n",
+                "ms/img (b1)", "params"]  # fmt: skip
         out += [f"## {task}", "", format_table(head, body, markdown=True), ""]
     return "\n".join(out)

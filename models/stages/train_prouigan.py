@@ -7,6 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from models.data.tasks import TaskDataset
 from models.stages.training import train_network
 from models.train.prouigan import ProUIGANParams, arch_of, prouigan_recipe
@@ -27,7 +30,10 @@ def build_train_prouigan(
     data = TaskDataset(
         pairs_dir, "occlusion", "train", None, flip=True, seed=seed, cache_row_groups=10**6
     )
-    recipe = prouigan_recipe(p, data.lr_size, seed)
+    # the estimator's template: the train faces' mean landmarks (pixels of the HR face)
+    marks = np.asarray(data.index["landmarks"].to_list(), np.float32)
+    mean = torch.from_numpy(marks.reshape(len(marks), 68, 2).mean(0))
+    recipe = prouigan_recipe(p, data.lr_size, seed, mean)
     extra = {k: v for k, v in recipe.config.items() if k not in ("network", "task", "arch")}
     extra["train"] = p.train.outputs()
     return train_network(

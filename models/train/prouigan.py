@@ -30,6 +30,7 @@ from torch.nn import functional as F
 from torchvision.ops import roi_align
 
 from datagen.core.params import ParamGroup
+from datagen.face.align import template_pixels
 from models.archs.discriminators import PatchDiscriminator
 from models.archs.prouigan import PRIORS, LandmarkEstimatorConfig, ProUIGAN, ProUIGANConfig
 from models.losses.adversarial import KINDS, discriminator_loss, generator_loss
@@ -146,10 +147,17 @@ def _params(*modules: nn.Module) -> list[nn.Parameter]:
     return [q for m in modules for q in m.parameters()]
 
 
-def prouigan_recipe(p: ProUIGANParams, lr_size: int = 16, seed: int = 0) -> Recipe:
+def prouigan_recipe(
+    p: ProUIGANParams,
+    lr_size: int = 16,
+    seed: int = 0,
+    mean_landmarks: torch.Tensor | None = None,
+) -> Recipe:
     """Generator ``g`` (``ProUIGAN``: estimator + Pro-UInet), ``d_local`` (16 px after block 1)
     ``d_local3`` (64 px after block 3) and ``d_global``, the phases above. Initial weights come
-    from ``seed`` alone; VGG-19 is built only when L_f or L_style has a weight."""
+    from ``seed`` alone; VGG-19 is built only when L_f or L_style has a weight.
+    ``mean_landmarks`` (68 x 2, pixels of the 8 x ``lr_size`` face): the train faces' mean
+    shape, the estimator's template (``estimator.template``; default: the alignment template)."""
     p.validate()
     c, w = p.arch, p.weights
     with torch.random.fork_rng():
@@ -174,6 +182,14 @@ def prouigan_recipe(p: ProUIGANParams, lr_size: int = 16, seed: int = 0) -> Reci
     n_blocks = c.blocks
     hr_size = 8 * lr_size
     sigma_px = p.heatmap_sigma * hr_size / lr_size  # sigma in HR pixels, scaled per map below
+    if p.estimator.template:
+        if mean_landmarks is None:
+            mean_landmarks = torch.from_numpy(template_pixels(hr_size)).float()
+        side = p.estimator.heatmap_size
+        drawn = gaussian_heatmaps(
+            mean_landmarks[None].float(), hr_size, side, sigma_px * side / hr_size
+        )
+        g.estimator.set_template(drawn[0])
 
     def gammas() -> list[float]:
         return list(w.style[3 - n_blocks :])  # fewer blocks: the last gammas

@@ -182,6 +182,21 @@ def test_the_landmark_estimator_learns_a_tiny_set():
     assert mse < 0.5 * mse0 and err < 0.9 * err0  # the heatmaps fit, and the peaks move in
 
 
+def test_the_estimator_predicts_the_residual_over_its_template():
+    torch.manual_seed(0)
+    lr, points = _landmark_set(2)
+    template = gaussian_heatmaps(points[:1], 16, 16, 1.0)[0]
+    plain = LandmarkEstimator(replace(TINY_ESTIMATOR, template=False))
+    with_template = LandmarkEstimator(TINY_ESTIMATOR)
+    with_template.load_state_dict(plain.state_dict() | {"template": template})
+    with torch.no_grad():
+        for a, b in zip(with_template(lr), plain(lr), strict=True):
+            assert torch.allclose(a - b, template.expand_as(a), atol=1e-6)
+    assert "template" in with_template.state_dict()  # saved with the weights
+    with pytest.raises(ValueError, match="template heatmaps"):
+        with_template.set_template(torch.zeros(68, 8, 8))
+
+
 def test_a_tiny_prouinet_overfits_one_batch():
     torch.manual_seed(0)
     # an 8 px input (8 -> 16 -> 32 -> 64) and 16 px heatmaps keep the steps within seconds

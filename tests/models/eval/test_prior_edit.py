@@ -14,7 +14,7 @@ from datagen.core.images import write_png
 from datagen.face import align
 from models.eval import prior_edit
 from models.eval.__main__ import main
-from models.losses.heatmap import gaussian_heatmaps
+from models.losses.heatmap import gaussian_heatmaps, soft_argmax
 
 
 def _landmarks() -> np.ndarray:
@@ -24,7 +24,7 @@ def _landmarks() -> np.ndarray:
 def test_soft_argmax_recovers_the_landmarks_drawn():
     marks = torch.from_numpy(_landmarks()).float()[None]
     maps = gaussian_heatmaps(marks, 128, 32, 2.0)
-    back = prior_edit.soft_argmax(maps, 128)
+    back = soft_argmax(maps, 128)
     assert back.shape == (1, 68, 2) and (back - marks).abs().max() < 0.5
 
 

@@ -129,13 +129,28 @@ def test_the_landmark_estimator_learns_and_nrmse_falls(tmp_path):
         pred = (xy + 0.5) * 128 / 16 - 0.5
         return float(landmark_nrmse(pred.numpy(), marks.double().numpy()).mean())
 
-    p = params(60, 60, 0, 0)
+    # the hourglass itself learns (its template, the mean shape, is tested on its own below)
+    p = params(60, 60, 0, 0, estimator=replace(ESTIMATOR, template=False))
     recipe = prouigan_recipe(p)
     before = nrmse(recipe.modules["g"])
     summary, model = train(recipe, data, tmp_path, p.train, 0, progress=False)
     assert [ph.name for ph in recipe.phases] == ["estimator"]
     assert summary["final_losses"]["g/estimator"] < 0.5 * summary["first_losses"]["g/estimator"]
     assert nrmse(model) < 0.8 * before
+
+
+def test_the_estimators_template_is_the_mean_shape_it_is_given():
+    from datagen.face.align import template_pixels
+    from models.losses.heatmap import soft_argmax
+
+    marks = torch.stack([it["landmarks"] for it in ToyOccluded(4).items]).mean(0)
+    for given, want in ((marks, marks), (None, torch.from_numpy(template_pixels(128)).float())):
+        template = prouigan_recipe(params(4, 1, 1, 1), mean_landmarks=given).modules["g"]
+        back = soft_argmax(template.estimator.template[None], 128)[0]
+        # each peak within half a heatmap pixel (16 px maps: 4 px of the 128 px face) per axis
+        assert (back - want).abs().max() <= 4.0 + 1e-3
+    plain = params(4, 1, 1, 1, estimator=replace(ESTIMATOR, template=False))
+    assert not prouigan_recipe(plain).modules["g"].estimator.template.any()
 
 
 def test_with_l_adv_the_three_discriminators_train(tmp_path):
