@@ -22,7 +22,8 @@ from tests.helpers import smooth_faces
 
 ARCH = ProUIGANConfig(widths=(8, 8, 8, 4), encoder_blocks=1, res_blocks=1, hourglass_width=8)
 ESTIMATOR = LandmarkEstimatorConfig(width=16, stacks=1, heatmap_size=16)
-CHEAP = ProUIGANWeights(perceptual=0.0, style=(0.0, 0.0, 0.0))  # VGG is tested with the losses
+# VGG and dlib's ResNet are tested with the losses
+CHEAP = ProUIGANWeights(perceptual=0.0, style=(0.0, 0.0, 0.0), identity=0.0)
 
 
 @pytest.fixture(autouse=True)
