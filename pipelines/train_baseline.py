@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import argparse
-import os
+import functools
 import sys
-import time
 from pathlib import Path
 
 from datagen.core.params import group, load_params
 from models.stages.train_baseline import build_train_baseline
-from pipelines.metrics import write_metrics
+from pipelines.training import train_stage
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,26 +18,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", required=True, choices=("illumination", "pose", "occlusion"))
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
-
     params = load_params(args.params)
-    t0 = time.perf_counter()
-    summary = build_train_baseline(
-        args.task,
+    return train_stage(
+        f"train_baseline-{args.task}",
         Path("data/pairs") / args.task,
         Path("artifacts/models") / f"baseline-{args.task}",
+        functools.partial(build_train_baseline, args.task),
         group(params, "baseline"),
         int(params.get("seed", 0)),
-        live_dir=Path("metrics") / f"train_baseline-{args.task}_live",
     )
-    if os.environ.get("RANK", "0") != "0":  # under torchrun, the first process reports
-        return 0
-    write_metrics(Path("metrics") / f"train_baseline-{args.task}.json", summary, t0)
-    print(
-        f"train_baseline {args.task}: {summary['steps']} steps (from step "
-        f"{summary['resumed_at']}) in {summary['train_seconds']} s on {summary['device']}; final losses "
-        f"{summary['final_losses']}"
-    )
-    return 0
 
 
 if __name__ == "__main__":

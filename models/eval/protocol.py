@@ -265,6 +265,7 @@ def summary_table(eval_dir: str | Path) -> str:
     out = ["# Evaluation: test split, every method x task (`dvc repro evaluate`)", ""]
     for task in tasks:
         rows = sorted((r for r in records if r["task"] == task), key=lambda r: order[r["method"]])
+        holes = task == "occlusion"  # the table adds how each method fills the hole
         body = []
         for r in rows:
 
@@ -272,7 +273,7 @@ def summary_table(eval_dir: str | Path) -> str:
                 v = r.get(k)
                 return "-" if v is None else f"{v:.{d}f}"
 
-            hole = [f("hole_mae")] if task == "occlusion" else []  # how each fills the hole
+            hole = [f("hole_mae")] if holes else []
             body.append(
                 [r["method"], f("psnr", 2), f("ssim"), f("psnr_y", 2), f("ssim_y"),
                  f("identity_distance"), f("rank1"), f("rank5"), f("landmark_nrmse"),
@@ -280,7 +281,7 @@ def summary_table(eval_dir: str | Path) -> str:
                  f"{r['ms_per_image']['1']:.2f}", str(r["parameters"])]
             )  # fmt: skip
         head = ["method", "PSNR", "SSIM", "PSNR-Y", "SSIM-Y", "id dist", "rank-1", "rank-5",
-                "lm NRMSE", "lm det", *(["hole MAE"] if task == "occlusion" else []), "n",
+                "lm NRMSE", "lm det", *(["hole MAE"] if holes else []), "n",
                 "ms/img (b1)", "params"]  # fmt: skip
         out += [f"## {task}", "", format_table(head, body, markdown=True), ""]
     return "\n".join(out)
