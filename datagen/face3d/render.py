@@ -13,7 +13,7 @@ import numpy as np
 # Triangles are grouped by the size of their screen box and each group is tested against a
 # k x k candidate grid with k the group's largest box (1, 2, 4, ... px); boxes wider than this
 # are rasterised one by one (there are few of them at face sizes up to ~512 px).
-_BUCKETS = (1, 2, 4, 8, 16, 32)
+_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 _BLOCK = 1 << 18
 
 
@@ -69,11 +69,16 @@ def rasterize(
 
 
 def rasterize_batch(
-    xy: np.ndarray, z: np.ndarray, tris: np.ndarray, size: tuple[int, int]
+    xy: np.ndarray,
+    z: np.ndarray,
+    tris: np.ndarray,
+    size: tuple[int, int],
+    keep: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``rasterize`` for B poses of one mesh at once (``xy`` B x N x 2, ``z`` B x N): the images
     are stacked into one tall frame so that every triangle of every pose goes through the same
-    vectorised passes. Returns B x H x W ``tri_id`` (ids into ``tris``) and B x H x W x 3 ``bary``.
+    vectorised passes. ``keep`` (B x T bool): the triangles drawn in each pose (all by default).
+    Returns B x H x W ``tri_id`` (ids into ``tris``) and B x H x W x 3 ``bary``.
     """
     w, h = size
     xy = np.asarray(xy, np.float64)
@@ -90,6 +95,8 @@ def rasterize_batch(
     extent = np.ceil(hi_c - np.floor(lo_c)).max(1).astype(np.int64)
     top = band * h
     on_screen = (hi_c[:, 0] >= 0) & (lo_c[:, 0] < w) & (hi_c[:, 1] >= top) & (lo_c[:, 1] < top + h)
+    if keep is not None:
+        on_screen &= np.asarray(keep, bool).reshape(-1)
     parts, lower = [], -1
     for k in _BUCKETS:
         ids = np.nonzero(on_screen & (extent > lower) & (extent <= k))[0]

@@ -9,30 +9,80 @@ neck, background) follows the mesh's new outline with a warp along rays from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import cv2
 import numpy as np
 
-from datagen.face3d import morphable, render
+from datagen.face3d import morphable, profiling, render
 
 # The SFM's origin is near the nose tip and the face spans z -103..3 mm; a head turns about an
 # axis well behind the face, roughly above the neck.
 PIVOT_DEPTH_MM = 80.0
+PIVOT = np.array([0.0, 0.0, -PIVOT_DEPTH_MM])
+# a rendered face pixel shows the photo's own colour when its surface point is within this many
+# millimetres of the nearest surface there in the photo (else it is hidden there: mirrored)
+SEEN_TOLERANCE_MM = 4.0
+STATIC_BEHIND_MM = 60.0
 
 
 @dataclass
 class PoseSource:
-    """One face ready to be re-rendered: image, fit, texture with its visibility."""
+    """One face ready to be re-rendered: image, fit, and where its mesh lies in the image."""
 
     image: np.ndarray  # H x W x 3 uint8 (the large aligned crop)
     fit: morphable.Fit
-    texture: np.ndarray  # T x T x 3 uint8
     landmark_vertices: np.ndarray  # 68 vertex ids whose projections are the landmarks
     face: np.ndarray  # H x W bool: pixels the fitted mesh covers in ``image``
-    face_centre: np.ndarray  # x, y: the centre the surroundings warp works around
+    face_centre: np.ndarray  # x, y: the centre the surroundings are laid out around
+    vertices: np.ndarray  # N x 3 model space: the fitted mesh, its mouth closed (``closed_mesh``)
+    triangles: np.ndarray  # T x 3
+    xy: np.ndarray  # N x 2: the mesh vertices' pixels in ``image``
+    z: np.ndarray  # N: their camera-space depths (larger is nearer)
+    zbuffer: np.ndarray  # H x W float32: depth of the nearest surface (-inf off the face)
+    raster: tuple[np.ndarray, np.ndarray]  # the mesh's ``render.rasterize`` in ``image``
+    texture_size: int = 512
+    _depth_floor: np.ndarray | None = field(default=None, repr=False)
+    _texture: np.ndarray | None = field(default=None, repr=False)
+    _heads: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def texture(self) -> np.ndarray:
+        """T x T x 3 uint8 texture map, unseen texels mirrored (made on first use: only the
+        ``face`` renderer reads it)."""
+        if self._texture is None:
+            tris = np.asarray(self.fit.mesh.tvi)  # the SFM's own mesh: its texture layout
+            layout = texture_layout(self.texture_size)
+            texture, seen = render.extract_texture(self.image, self.xy, self.z, tris, layout)
+            self._texture = mirror_fill(texture, seen, layout[0] >= 0)
+        return self._texture
+
+    @property
+    def depth_floor(self) -> np.ndarray:
+        """H x W float32: the farthest of the nearest-surface depths over each pixel's 3x3
+        neighbourhood (+inf off the face, so that the rim is judged by its face pixels alone)."""
+        if self._depth_floor is None:
+            z = np.where(self.face, self.zbuffer, np.inf).astype(np.float32)
+            self._depth_floor = cv2.erode(z, np.ones((3, 3), np.uint8))
+        return self._depth_floor
+
+    def head(self, shape: profiling.HeadShape) -> profiling.HeadMesh:
+        """The anchors around this face for ``shape`` (made once per shape)."""
+        if shape not in self._heads:
+            fit = self.fit
+            self._heads[shape] = profiling.head_mesh(
+                self.vertices,
+                self.triangles,
+                self.raster,
+                self.face,
+                self.face_centre,
+                fit.camera(),
+                np.asarray(fit.pose.get_modelview(), np.float64),
+                shape,
+            )
+        return self._heads[shape]
 
 
 def mirror_fill(texture: np.ndarray, seen: np.ndarray, layout: np.ndarray) -> np.ndarray:
@@ -72,27 +122,33 @@ def prepare(image: np.ndarray, landmarks: np.ndarray, texture_size: int = 512) -
 
 
 def from_fit(image: np.ndarray, fit: morphable.Fit, texture_size: int = 512) -> PoseSource:
-    """A face ready to turn: its texture map (unseen texels mirrored), the landmark vertices and
-    the face region of ``image`` under ``fit``."""
+    """A face ready to turn: where its mesh lies in ``image`` under ``fit``, its landmark
+    vertices and the depth of its nearest surface per pixel."""
     h, w = image.shape[:2]
     if (w, h) != tuple(fit.image_size):
         raise ValueError(f"image is {w}x{h} but the fit is for {fit.image_size}")
-    v = np.asarray(fit.mesh.vertices, np.float64)
-    xy, z, tris = fit.project(v), depth(fit, v), np.asarray(fit.mesh.tvi)
-    layout = texture_layout(texture_size)
+    v, tris = closed_mesh(fit)
+    xy, z = fit.project(v), depth(fit, v)
     raster = render.rasterize(xy, z, tris, (w, h))
-    texture, seen = render.extract_texture(image, xy, z, tris, layout, raster=raster)
     face = raster[0] >= 0  # the pixels the fitted mesh covers
     if face.sum() < 0.01 * face.size:
         raise morphable.FitRejected("fit outside the image", f"the mesh covers {face.sum()} pixels")
+    zbuffer = render.interpolate(z[:, None], tris, *raster)[..., 0]
+    zbuffer[~face] = -np.inf
     ys, xs = np.nonzero(face)
     return PoseSource(
         image,
         fit,
-        mirror_fill(texture, seen, layout[0] >= 0),
         landmark_vertices(fit),
         face,
         np.array([xs.mean(), ys.mean()]),
+        v,
+        tris,
+        xy,
+        z,
+        zbuffer.astype(np.float32),
+        raster,
+        texture_size,
     )
 
 
@@ -101,11 +157,15 @@ def yaw_rotation(degrees: float) -> np.ndarray:
     return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
 
 
+def turn_points(points: np.ndarray, yaw: float) -> np.ndarray:
+    """Model-space points (N x 3) turned by ``yaw`` degrees about the head's vertical (model y)
+    axis through ``PIVOT``."""
+    return (np.asarray(points, np.float64) - PIVOT) @ yaw_rotation(yaw).T + PIVOT
+
+
 def turned_vertices(fit: morphable.Fit, yaw: float) -> np.ndarray:
     """Mesh vertices turned by ``yaw`` degrees about the head's vertical (model y) axis."""
-    pivot = np.array([0.0, 0.0, -PIVOT_DEPTH_MM])
-    v = np.asarray(fit.mesh.vertices, np.float64)
-    return (v - pivot) @ yaw_rotation(yaw).T + pivot
+    return turn_points(np.asarray(fit.mesh.vertices, np.float64), yaw)
 
 
 def depth(fit: morphable.Fit, vertices: np.ndarray) -> np.ndarray:
@@ -172,39 +232,229 @@ class Render:
     landmarks: np.ndarray  # 68 x 2 float32, pixels
     face: np.ndarray  # H x W bool: where the mesh covers at least half a pixel
     yaw: float  # absolute yaw of the rendered head, degrees
+    # H x W x 2 float32: the source pixel each rendered pixel shows (NaN where it has none)
+    source_map: np.ndarray
+    # H x W float32: camera-space depth of the surface drawn there (NaN where none is known)
+    depth: np.ndarray
+
+
+METHODS = ("head", "face")
 
 
 def render_yaws(
-    src: PoseSource, yaws: list[float], supersample: int = 1, feather: float = 0.03
+    src: PoseSource,
+    yaws: list[float],
+    supersample: int = 1,
+    method: str = "head",
+    head: profiling.HeadShape | None = None,
+    feather: float = 0.03,
 ) -> list[Render]:
     """The face turned to each absolute yaw in ``yaws`` (degrees; the fitted yaw is taken off
-    first), all poses rasterised in one batch.
+    first), all poses rasterised in one batch at ``supersample`` x the source size and
+    area-reduced. Landmarks are the projections of the model vertices in
+    ``src.landmark_vertices``.
 
-    Rasterisation runs at ``supersample`` x the source size and is area-reduced. Landmarks are
-    the projections of the model vertices in ``src.landmark_vertices``. ``feather``: width of
-    the blend between the rendered face and its surroundings, as a fraction of the image width.
-    """
+    ``method``: ``head`` (default) turns the whole picture as one mesh (``profiling``, shaped by
+    ``head``); ``face`` is the earlier renderer: the textured face mesh over surroundings warped
+    along rays, blended over ``feather`` (a share of the width)."""
+    if method == "head":
+        return _render_head(src, yaws, supersample, head or profiling.HeadShape())
+    if method == "face":
+        return _render_face(src, yaws, supersample, feather)
+    raise ValueError(f"unknown turning method {method!r}: use one of {METHODS}")
+
+
+@lru_cache(maxsize=1)
+def mouth_loop() -> np.ndarray:
+    """The SFM vertices round its mouth opening, in order: the mesh's one boundary loop besides
+    its outline (the shorter one)."""
+    from collections import Counter
+
+    tris = np.asarray(morphable.load_model().model.get_shape_model().get_triangle_list())
+    edges = Counter(
+        tuple(sorted(e)) for t in tris for e in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))
+    )
+    nbrs: dict[int, list[int]] = {}
+    for (a, b), count in edges.items():
+        if count == 1:
+            nbrs.setdefault(a, []).append(b)
+            nbrs.setdefault(b, []).append(a)
+    loops, done = [], set()
+    for start in sorted(nbrs):
+        if start in done:
+            continue
+        loop, prev, cur = [start], -1, start
+        done.add(start)
+        while True:
+            nxt = [v for v in nbrs[cur] if v != prev and v not in done]
+            if not nxt:
+                break
+            prev, cur = cur, nxt[0]
+            loop.append(cur)
+            done.add(cur)
+        loops.append(loop)
+    if len(loops) != 2:
+        raise ValueError(f"expected the SFM's outline and mouth loops, found {len(loops)} loops")
+    return np.asarray(min(loops, key=len))
+
+
+def closed_mesh(fit: morphable.Fit) -> tuple[np.ndarray, np.ndarray]:
+    """The fitted mesh with its mouth opening closed by a fan round one extra vertex (the loop's
+    mean): turned, an open mouth would show the picture's unmoved pixels through the lips.
+    Returns vertices (N+1 x 3, model space; the first N the fit's own) and triangles."""
+    v = np.asarray(fit.mesh.vertices, np.float64)
+    loop = mouth_loop()
+    n = len(v)
+    fan = np.stack([loop, np.roll(loop, -1), np.full(len(loop), n)], 1)
+    return np.r_[v, v[loop].mean(0, keepdims=True)], np.r_[np.asarray(fit.mesh.tvi), fan]
+
+
+@lru_cache(maxsize=1)
+def mirror_vertices() -> np.ndarray:
+    """Per SFM vertex, its mirror image across the face's midline (the SFM's texture map is
+    exactly left-right symmetric, so the mirror shares its texture coordinate flipped)."""
+    uv = np.asarray(morphable.load_model().model.get_texture_coordinates(), np.float64)
+    flipped = np.c_[1.0 - uv[:, 0], uv[:, 1]]
+    out = np.empty(len(uv), np.int64)
+    for i in range(0, len(uv), 512):  # nearest texture coordinate, in blocks of 512 x N
+        d = ((flipped[i : i + 512, None] - uv[None]) ** 2).sum(-1)
+        out[i : i + 512] = d.argmin(1)
+    return out
+
+
+def _seen(src: PoseSource, xy: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Whether surface points at source pixels ``xy`` (M x 2) with depths ``z`` (M) are the
+    nearest surface there, i.e. visible in the photo. The nearest surface is taken over each
+    pixel's 3x3 neighbourhood (``PoseSource.depth_floor``): where the face is seen edge-on, depth
+    changes fast across one pixel, and a one-pixel test would flicker between the photo and the
+    mirror image from pixel to pixel."""
+    h, w = src.face.shape
+    px = np.clip(np.round(xy[:, 0]).astype(np.int64), 0, w - 1)
+    py = np.clip(np.round(xy[:, 1]).astype(np.int64), 0, h - 1)
+    inside = (xy[:, 0] > -0.5) & (xy[:, 0] < w - 0.5) & (xy[:, 1] > -0.5) & (xy[:, 1] < h - 0.5)
+    return inside & (z >= src.depth_floor[py, px] - SEEN_TOLERANCE_MM)
+
+
+def _render_head(
+    src: PoseSource, yaws: list[float], k: int, shape: profiling.HeadShape
+) -> list[Render]:
+    fit, img = src.fit, src.image
+    h, w = img.shape[:2]
+    hm = src.head(shape)
+    n_face, n_face_tris = hm.n_face, len(src.triangles)
+    fitted = float(fit.pose.get_yaw_pitch_roll()[0])
+    face_v = src.vertices
+    n_dir = len(hm.static)
+    xys, zs = [], []
+    for y in yaws:
+        turned = turn_points(np.r_[face_v, hm.turning], y - fitted)
+        xy, z = fit.project(turned), depth(fit, turned)
+        xys.append(np.r_[xy, hm.blend_rings(xy[-n_dir:], hm.static), hm.static])
+        zs.append(z)
+    # the static ring lies behind the head; not far behind, so that depth changes gently across
+    # the cells that stretch to it (``continuity`` tells occlusion edges by their depth step)
+    far = min(z.min() for z in zs) - STATIC_BEHIND_MM
+    zs = [np.r_[z, hm.blend_rings(z[-n_dir:], far), np.full(n_dir, far)] for z in zs]
+    xys = np.stack(xys)
+    origin = np.r_[
+        src.xy, hm.turning_xy, hm.blend_rings(hm.turning_xy[-n_dir:], hm.static), hm.static
+    ]
+    # a cell of the surroundings that the turn flips over (the far side of the head rolling
+    # away) shows its back: it is not drawn, so the cells still facing the camera show instead
+    # of a fold of alternating strips
+    keep = np.ones((len(yaws), len(hm.triangles)), bool)
+    ring = np.arange(len(hm.triangles)) >= n_face_tris
+    before = signed_areas(origin, hm.triangles[ring])
+    for i, xy in enumerate(xys):
+        keep[i, ring] = signed_areas(xy, hm.triangles[ring]) * before > 0
+    tri_ids, barys = render.rasterize_batch(
+        (xys + 0.5) * k - 0.5, np.stack(zs), hm.triangles, (w * k, h * k), keep=keep
+    )
+    mirror = np.r_[mirror_vertices(), np.arange(len(mirror_vertices()), n_face)]
+    pad = np.zeros((len(origin) - n_face, 2))
+    mirror_xy = np.r_[src.xy[mirror], pad]
+    depths = np.r_[src.z, pad[:, 0]][:, None]
+    mirror_depths = np.r_[src.z[mirror], pad[:, 0]][:, None]
+    gy, gx = np.mgrid[0 : h * k, 0 : w * k].astype(np.float32)
+    identity = np.stack([(gx + 0.5) / k - 0.5, (gy + 0.5) / k - 0.5], -1)
+    out = []
+    for yaw, xy, z_all, tri_id, bary in zip(yaws, xys, zs, tri_ids, barys, strict=True):
+        drawn = tri_id >= 0
+        on_face = drawn & (tri_id < n_face_tris)
+        smap = identity.copy()  # beyond the static ring nothing moves
+        smap[drawn] = render.interpolate(origin, hm.triangles, tri_id, bary)[drawn]
+        # a face point the photo does not show takes its mirror image's colour; where the photo
+        # shows neither (inside the lips, under the nose tip), it keeps its own source pixel:
+        # the surface in front of it there, of much the same colour, and no seam
+        fy, fx = np.nonzero(on_face)
+        own = smap[fy, fx].astype(np.float64)
+        sub = (tri_id[fy, fx], bary[fy, fx])
+        hidden = ~_seen(src, own, _interp_at(depths, hm.triangles, *sub)[:, 0])
+        mir = _interp_at(mirror_xy, hm.triangles, *sub)
+        mir_z = _interp_at(mirror_depths, hm.triangles, *sub)[:, 0]
+        use_mirror = hidden & _seen(src, mir, mir_z)
+        smap[fy[use_mirror], fx[use_mirror]] = mir[use_mirror]
+        image = cv2.remap(
+            img, smap[..., 0], smap[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+        )
+        cover = on_face.astype(np.float32)
+        zmap = np.full(drawn.shape, np.nan, np.float32)
+        zmap[drawn] = render.interpolate(z_all[:, None], hm.triangles, tri_id, bary)[drawn, 0]
+        if k > 1:
+            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
+            smap, zmap = smap[k // 2 :: k, k // 2 :: k], zmap[k // 2 :: k, k // 2 :: k]
+        out.append(
+            Render(
+                image,
+                xy[src.landmark_vertices].astype(np.float32),
+                cover > 0.5,
+                float(yaw),
+                smap,
+                zmap,
+            )
+        )
+    return out
+
+
+def signed_areas(xy: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Twice the signed area of each triangle of ``tris`` with vertices at ``xy`` (N x 2)."""
+    a, b, c = (xy[tris[:, i]] for i in range(3))
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+def _interp_at(values: np.ndarray, tris: np.ndarray, tri_id: np.ndarray, bary: np.ndarray):
+    """Per-vertex ``values`` (V x C) at M points given by triangle ids and barycentrics."""
+    return (values[tris[tri_id]] * bary[..., None]).sum(1)
+
+
+def _render_face(src: PoseSource, yaws: list[float], k: int, feather: float) -> list[Render]:
     fit, img = src.fit, src.image
     h, w = img.shape[:2]
     tvi = np.asarray(fit.mesh.tvi)
     fitted = float(fit.pose.get_yaw_pitch_roll()[0])
     verts = [turned_vertices(fit, y - fitted) for y in yaws]
     xys = np.stack([fit.project(v) for v in verts])
-    k = supersample
-    tri_ids, barys = render.rasterize_batch(
-        (xys + 0.5) * k - 0.5, np.stack([depth(fit, v) for v in verts]), tvi, (w * k, h * k)
-    )
+    zs = np.stack([depth(fit, v) for v in verts])
+    tri_ids, barys = render.rasterize_batch((xys + 0.5) * k - 0.5, zs, tvi, (w * k, h * k))
     centre = src.face_centre
     uv_per_vertex = np.asarray(fit.mesh.texcoords)
     out = []
-    for yaw, xy, tri_id, bary in zip(yaws, xys, tri_ids, barys, strict=True):
+    for yaw, xy, z, tri_id, bary in zip(yaws, xys, zs, tri_ids, barys, strict=True):
         drawn = tri_id >= 0
         uv = render.interpolate(uv_per_vertex, tvi, tri_id, bary)
+        # the surroundings are a flat warp with no depth: NaN
+        zmap = np.where(drawn, render.interpolate(z[:, None], tvi, tri_id, bary)[..., 0], np.nan)
         face = render.sample_texture(src.texture, uv, drawn)
         cover = drawn.astype(np.float32)
+        # where each face pixel's surface point lies in the photo (the texture may have taken a
+        # hidden point's colour from its mirror image; the map does not follow that)
+        face_map = render.interpolate(src.xy, tvi, tri_id, bary).astype(np.float32)
         if k > 1:
             face = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
             cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
+            face_map = face_map[k // 2 :: k, k // 2 :: k]
+            zmap = zmap[k // 2 :: k, k // 2 :: k]
         mx, my = surroundings_map(src.face, cover > 0.5, centre, reach=0.25 * w)
         behind = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         # ``face`` is premultiplied (where coverage is partial, zeros were averaged in). The mesh's
@@ -216,12 +466,15 @@ def render_yaws(
         composite = np.clip(
             face.astype(np.float32) * fade + (1 - a) * behind.astype(np.float32), 0, 255
         )
+        smap = np.where((cover > 0.5)[..., None], face_map, np.stack([mx, my], -1))
         out.append(
             Render(
                 composite.round().astype(np.uint8),
                 xy[src.landmark_vertices].astype(np.float32),
                 cover > 0.5,
                 float(yaw),
+                smap,
+                np.where(cover > 0.5, zmap, np.nan).astype(np.float32),
             )
         )
     return out

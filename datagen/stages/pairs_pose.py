@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ from datagen.core.shards import (
     write_dataset,
 )
 from datagen.face.degrade import DegradeParams, degrade, scale_points
-from datagen.face3d import morphable, turning
+from datagen.face3d import continuity, morphable, turning
+from datagen.face3d.profiling import HeadShape
 
 DEFAULT_YAWS = (-75.0, -55.0, -40.0, -22.0, 22.0, 40.0, 55.0, 75.0)
 
@@ -44,6 +45,9 @@ class PoseParams(ParamGroup):
 
     GROUP = "pose"
     yaws: tuple[float, ...] = DEFAULT_YAWS
+    max_source_yaw: float = 15.0
+    method: str = "head"
+    head: HeadShape = field(default_factory=HeadShape)
     transform: bool = True
     supersample: int = 1
     texture_size: int = 512
@@ -55,6 +59,10 @@ class PoseParams(ParamGroup):
             raise ValueError(f"pose.yaws must be distinct angles within (-90, 90), not {y}")
         if self.supersample < 1 or self.texture_size < 64:
             raise ValueError("pose.supersample must be >= 1 and pose.texture_size >= 64")
+        if not self.max_source_yaw > 0:
+            raise ValueError(f"pose.max_source_yaw must be > 0, not {self.max_source_yaw}")
+        if self.method not in turning.METHODS:
+            raise ValueError(f"pose.method must be one of {turning.METHODS}, not {self.method!r}")
 
 
 def dataset_spec(hr_size: int, lr_size: int, encoding: str) -> DatasetSpec:
@@ -70,6 +78,7 @@ def dataset_spec(hr_size: int, lr_size: int, encoding: str) -> DatasetSpec:
             "source_yaw": pa.float32(),
             "fit_error_px": pa.float32(),
             "face_coverage": pa.float32(),
+            "tear_fraction": pa.float32(),
             "landmarks_nonfrontal": LANDMARKS,
         },
         encoding=encoding,
@@ -88,13 +97,21 @@ def pose_pairs(
     p: PoseParams,
     d: DegradeParams,
 ) -> list[dict[str, Any]]:
-    """One pair per target yaw of one face: every draw comes from that pair's own seed."""
+    """One pair per target yaw of one face: every draw comes from that pair's own seed. A face
+    whose fitted yaw exceeds ``p.max_source_yaw`` is refused (``morphable.FitRejected``): it is
+    no frontal target."""
     hr, large = images["hr"], images["hr_large"]
     size, large_size = hr.shape[0], large.shape[0]
-    src = turning.from_fit(large, fit, p.texture_size)
     source_yaw = float(fit.pose.get_yaw_pitch_roll()[0])
+    if abs(source_yaw) > p.max_source_yaw:
+        raise morphable.FitRejected(
+            "source not frontal",
+            f"yaw {source_yaw:+.1f} degrees, over pose.max_source_yaw {p.max_source_yaw:g}",
+        )
+    src = turning.from_fit(large, fit, p.texture_size)
     out = []
-    for r in turning.render_yaws(src, list(p.yaws), p.supersample):
+    renders = turning.render_yaws(src, list(p.yaws), p.supersample, p.method, head=p.head)
+    for r in renders:
         nonfrontal = cv2.resize(r.image, (size, size), interpolation=cv2.INTER_AREA)
         lm = scale_points(r.landmarks, large_size, size)
         pair_id = pair_id_of(ref.face_id, r.yaw)
@@ -107,6 +124,7 @@ def pose_pairs(
                 "source_yaw": source_yaw,
                 "fit_error_px": fit.error_px,
                 "face_coverage": float(r.face.mean()),
+                "tear_fraction": continuity.tear_fraction(r.source_map, r.depth),
                 "landmarks_nonfrontal": lm.astype(np.float32),
                 "lr": lr,
                 "hr": hr,
@@ -125,7 +143,7 @@ def init_worker(
     _worker.update(
         images=FaceImages(Path(faces_dir), "hr", extra=("hr_large",)),
         fits=morphable.load_fits(Path(fits_dir)),
-        p=PoseParams(**pose_p),
+        p=PoseParams.from_params(pose_p),
         d=DegradeParams(**deg),
         seed=seed,
     )
