@@ -10,9 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-# Triangles are grouped by the size of their screen box and each group is tested against a
-# k x k candidate grid with k the group's largest box (1, 2, 4, ... px); boxes wider than this
-# are rasterised one by one (there are few of them at face sizes up to ~512 px).
+# Triangles are grouped by the width and the height of their screen box and each group is tested
+# against a kx x ky candidate grid with kx, ky the group's largest (1, 2, 4, ... px); boxes
+# larger than this are rasterised one by one (there are few of them at face sizes up to ~512 px).
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 _BLOCK = 1 << 18
 
@@ -22,19 +22,20 @@ def _fragments(
     z: np.ndarray,
     tris: np.ndarray,
     ids: np.ndarray,
-    k: int,
+    kx: int,
+    ky: int,
     w: int,
     band: np.ndarray,
     h: int,
 ):
-    """Candidate pixels of triangles ``ids`` on a (k+1) x (k+1) grid from each box corner;
+    """Candidate pixels of triangles ``ids`` on a (kx+1) x (ky+1) grid from each box corner;
     returns the covered ones as (pixel index, triangle id, barycentrics, depth). Rows of
     triangle t are limited to ``[band[t] * h, band[t] * h + h)`` (its image in a batch)."""
     a, b, c = (xy[tris[ids, i]] for i in range(3))
     x0 = np.floor(np.minimum(np.minimum(a[:, 0], b[:, 0]), c[:, 0])).astype(np.int64)
     y0 = np.floor(np.minimum(np.minimum(a[:, 1], b[:, 1]), c[:, 1])).astype(np.int64)
-    oy, ox = np.mgrid[0 : k + 1, 0 : k + 1]
-    px = x0[:, None] + ox.ravel()[None]  # T x (k+1)^2
+    oy, ox = np.mgrid[0 : ky + 1, 0 : kx + 1]
+    px = x0[:, None] + ox.ravel()[None]  # T x (kx+1)(ky+1)
     py = y0[:, None] + oy.ravel()[None]
     den = (b[:, 1] - c[:, 1]) * (a[:, 0] - c[:, 0]) + (c[:, 0] - b[:, 0]) * (a[:, 1] - c[:, 1])
     ok = np.abs(den) > 1e-12
@@ -73,11 +74,11 @@ def rasterize_batch(
     z: np.ndarray,
     tris: np.ndarray,
     size: tuple[int, int],
-    keep: np.ndarray | None = None,
+    draw: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``rasterize`` for B poses of one mesh at once (``xy`` B x N x 2, ``z`` B x N): the images
     are stacked into one tall frame so that every triangle of every pose goes through the same
-    vectorised passes. ``keep`` (B x T bool): the triangles drawn in each pose (all by default).
+    vectorised passes. ``draw`` (B x T bool): the triangles drawn in each pose (all by default).
     Returns B x H x W ``tri_id`` (ids into ``tris``) and B x H x W x 3 ``bary``.
     """
     w, h = size
@@ -92,23 +93,27 @@ def rasterize_batch(
     band = np.repeat(np.arange(n_img), n_tri)
     corners = flat_xy[flat_tris]  # BT x 3 x 2
     lo_c, hi_c = corners.min(1), corners.max(1)
-    extent = np.ceil(hi_c - np.floor(lo_c)).max(1).astype(np.int64)
+    extent = np.ceil(hi_c - np.floor(lo_c)).astype(np.int64)  # box width, height
     top = band * h
     on_screen = (hi_c[:, 0] >= 0) & (lo_c[:, 0] < w) & (hi_c[:, 1] >= top) & (lo_c[:, 1] < top + h)
-    if keep is not None:
-        on_screen &= np.asarray(keep, bool).reshape(-1)
-    parts, lower = [], -1
-    for k in _BUCKETS:
-        ids = np.nonzero(on_screen & (extent > lower) & (extent <= k))[0]
-        # blocks of about _BLOCK candidate pixels keep the temporaries in cache
-        step = max(1, _BLOCK // (k + 1) ** 2)
-        for i in range(0, len(ids), step):
-            parts.append(_fragments(flat_xy, flat_z, flat_tris, ids[i : i + step], k, w, band, h))
-        lower = k
-    for t in np.nonzero(on_screen & (extent > lower))[0]:
-        parts.append(
-            _fragments(flat_xy, flat_z, flat_tris, np.array([t]), int(extent[t]), w, band, h)
-        )
+    if draw is not None:
+        on_screen &= np.asarray(draw, bool).reshape(-1)
+    parts = []
+    # buckets by box width and height apart: a long thin triangle tests a long thin grid
+    bx = np.searchsorted(_BUCKETS, extent[:, 0])  # == len(_BUCKETS): too big for any bucket
+    by = np.searchsorted(_BUCKETS, extent[:, 1])
+    big = (bx == len(_BUCKETS)) | (by == len(_BUCKETS))
+    for i, kx in enumerate(_BUCKETS):
+        for j, ky in enumerate(_BUCKETS):
+            ids = np.nonzero(on_screen & ~big & (bx == i) & (by == j))[0]
+            # blocks of about _BLOCK candidate pixels keep the temporaries in cache
+            step = max(1, _BLOCK // ((kx + 1) * (ky + 1)))
+            for a in range(0, len(ids), step):
+                part = ids[a : a + step]
+                parts.append(_fragments(flat_xy, flat_z, flat_tris, part, kx, ky, w, band, h))
+    for t in np.nonzero(on_screen & big)[0]:
+        ex, ey = (int(e) for e in extent[t])
+        parts.append(_fragments(flat_xy, flat_z, flat_tris, np.array([t]), ex, ey, w, band, h))
     tri_id = np.full(n_img * h * w, -1, np.int32)
     bary = np.zeros((n_img * h * w, 3), np.float32)
     if parts:

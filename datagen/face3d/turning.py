@@ -368,52 +368,74 @@ def _render_head(
     for i, xy in enumerate(xys):
         keep[i, ring] = signed_areas(xy, hm.triangles[ring]) * before > 0
     tri_ids, barys = render.rasterize_batch(
-        (xys + 0.5) * k - 0.5, np.stack(zs), hm.triangles, (w * k, h * k), keep=keep
+        (xys + 0.5) * k - 0.5, np.stack(zs), hm.triangles, (w * k, h * k), draw=keep
     )
     mirror = np.r_[mirror_vertices(), np.arange(len(mirror_vertices()), n_face)]
-    pad = np.zeros((len(origin) - n_face, 2))
-    mirror_xy = np.r_[src.xy[mirror], pad]
-    depths = np.r_[src.z, pad[:, 0]][:, None]
-    mirror_depths = np.r_[src.z[mirror], pad[:, 0]][:, None]
+    # per vertex: its source pixel, and for face vertices its source depth and its mirror
+    # image's source pixel and depth (zeros elsewhere: unused off the face)
+    pad = np.zeros(len(origin) - n_face)
+    own_z = np.r_[src.z, pad]
+    mirror_xyz = np.r_[np.c_[src.xy[mirror], src.z[mirror]], np.zeros((len(pad), 3))]
     gy, gx = np.mgrid[0 : h * k, 0 : w * k].astype(np.float32)
     identity = np.stack([(gx + 0.5) / k - 0.5, (gy + 0.5) / k - 0.5], -1)
     out = []
     for yaw, xy, z_all, tri_id, bary in zip(yaws, xys, zs, tri_ids, barys, strict=True):
         drawn = tri_id >= 0
         on_face = drawn & (tri_id < n_face_tris)
+        values = np.c_[origin, z_all, own_z, mirror_xyz]  # V x 7
+        at = _interp_at(values, hm.triangles, tri_id[drawn], bary[drawn])
         smap = identity.copy()  # beyond the static ring nothing moves
-        smap[drawn] = render.interpolate(origin, hm.triangles, tri_id, bary)[drawn]
+        smap[drawn] = at[:, :2]
+        zmap = np.full(drawn.shape, np.nan, np.float32)
+        zmap[drawn] = at[:, 2]
         # a face point the photo does not show takes its mirror image's colour; where the photo
         # shows neither (inside the lips, under the nose tip), it keeps its own source pixel:
         # the surface in front of it there, of much the same colour, and no seam
+        face_at = at[on_face[drawn]]
+        hidden = ~_seen(src, face_at[:, :2], face_at[:, 3])
+        use_mirror = hidden & _seen(src, face_at[:, 4:6], face_at[:, 6])
         fy, fx = np.nonzero(on_face)
-        own = smap[fy, fx].astype(np.float64)
-        sub = (tri_id[fy, fx], bary[fy, fx])
-        hidden = ~_seen(src, own, _interp_at(depths, hm.triangles, *sub)[:, 0])
-        mir = _interp_at(mirror_xy, hm.triangles, *sub)
-        mir_z = _interp_at(mirror_depths, hm.triangles, *sub)[:, 0]
-        use_mirror = hidden & _seen(src, mir, mir_z)
-        smap[fy[use_mirror], fx[use_mirror]] = mir[use_mirror]
+        smap[fy[use_mirror], fx[use_mirror]] = face_at[use_mirror, 4:6]
         image = cv2.remap(
             img, smap[..., 0], smap[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
         )
         cover = on_face.astype(np.float32)
-        zmap = np.full(drawn.shape, np.nan, np.float32)
-        zmap[drawn] = render.interpolate(z_all[:, None], hm.triangles, tri_id, bary)[drawn, 0]
         if k > 1:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
             cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
             smap, zmap = smap[k // 2 :: k, k // 2 :: k], zmap[k // 2 :: k, k // 2 :: k]
+        lm = jaw_on_outline(xy[src.landmark_vertices], cover > 0.5, yaw - fitted)
         out.append(
             Render(
                 image,
-                xy[src.landmark_vertices].astype(np.float32),
+                lm.astype(np.float32),
                 cover > 0.5,
                 float(yaw),
                 smap,
                 zmap,
             )
         )
+    return out
+
+
+def jaw_on_outline(landmarks: np.ndarray, face: np.ndarray, turn: float) -> np.ndarray:
+    """The 68 projected landmarks with the far side's jaw points (1-8 or 10-17, 1-based) moved
+    along their rows onto the face's outline, as the iBUG markup (and dlib) place them: turned
+    away, the model vertex behind a jaw point is hidden by the cheek in front of it. ``face``:
+    the render's face pixels (H x W bool); ``turn``: degrees turned (positive: nose to the
+    image's right, so the image's right side turns away)."""
+    out = np.array(landmarks, np.float64, copy=True)
+    if abs(turn) < 1e-6:
+        return out
+    far = range(9, 17) if turn > 0 else range(0, 8)
+    h = face.shape[0]
+    for i in far:
+        row = face[int(np.clip(round(out[i, 1]), 0, h - 1))]
+        xs = np.nonzero(row)[0]
+        if len(xs):
+            edge = xs.max() if turn > 0 else xs.min()
+            # only ever outwards: a point already on or beyond the outline stays
+            out[i, 0] = max(out[i, 0], edge) if turn > 0 else min(out[i, 0], edge)
     return out
 
 

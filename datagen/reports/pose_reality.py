@@ -10,6 +10,20 @@ pose stage's) and (2) the yaw estimated on the real 3/4 view, then measures:
   render and the real 3/4 view, next to front vs real 3/4 (what a model sees without synthesis)
   and real 3/4 views of different people.
 
+Per target yaw of the pose stage (``--yaws``) every front face is also rendered and measured:
+
+- continuity (``datagen.face3d.continuity``): the share of the render's pixels torn or folded
+  (its source map jumps by over 2 source pixels with no occlusion's depth step), and the share
+  that jumps for any reason (occlusion edges included);
+- whether dlib's HOG detector finds a face in the render;
+- at the yaws within +-``--nrmse-yaw`` (40): the NRMSE between dlib's 68 landmarks on the
+  render and our projected ones, over the outer-eye-corner distance (on the 51 inner points,
+  and on all 68: the jaw line is where the two disagree most, since ours are model vertices
+  and dlib's follow the silhouette).
+
+``--method face`` measures the earlier renderer (``pose.method``) the same way. ``--tears F.png``
+writes the first people's renders at every yaw with their torn pixels marked.
+
 ``python -m datagen.reports.pose_reality --london ../shared/data/london-faces --markdown``
 """
 
@@ -29,7 +43,8 @@ from datagen.core.tables import format_table
 from datagen.face import align
 from datagen.face.identity import SAME_PERSON, FaceDescriptor
 from datagen.face.landmarks import DlibLandmarker, FaceDetector
-from datagen.face3d import morphable, turning
+from datagen.face3d import continuity, morphable, turning
+from datagen.stages.pairs_pose import DEFAULT_YAWS
 
 SIDES = {"left": "neutral_left_3quarter", "right": "neutral_right_3quarter"}
 FRONT = "neutral_front"
@@ -59,9 +74,36 @@ class Measurer:
 _m: dict[str, Measurer] = {}
 
 
-def measure_person(args: tuple[str, str, float]) -> dict[str, Any]:
+def outer_eye_nrmse(found: np.ndarray, ours: np.ndarray, points: slice = slice(None)) -> float:
+    """RMS distance between two 68-point sets over ``points``, divided by the distance between
+    ``ours``' outer eye corners (36 and 45)."""
+    d = np.linalg.norm(np.asarray(found)[points] - np.asarray(ours)[points], axis=1)
+    return float(np.sqrt((d**2).mean()) / np.linalg.norm(ours[45] - ours[36]))
+
+
+def measure_yaws(
+    m: Measurer, src: turning.PoseSource, yaws: Sequence[float], method: str, nrmse_yaw: float
+) -> dict[str, dict[str, Any]]:
+    """Per target yaw: tear and jump shares, dlib detection and landmark NRMSE of the render."""
+    out = {}
+    for r in turning.render_yaws(src, list(yaws), method=method):
+        found = m.landmarks(r.image)
+        rec: dict[str, Any] = {
+            "tears": continuity.tear_fraction(r.source_map, r.depth),
+            "jumps": float(continuity.jump_mask(r.source_map).mean()),
+            "detected": found is not None,
+        }
+        if found is not None and abs(r.yaw) <= nrmse_yaw:
+            rec["nrmse_inner"] = outer_eye_nrmse(found, r.landmarks, slice(17, 68))
+            rec["nrmse_all"] = outer_eye_nrmse(found, r.landmarks)
+        out[f"{r.yaw:+g}"] = rec
+    return out
+
+
+def measure_person(args: tuple[str, str, float, str, tuple[float, ...], float]) -> dict[str, Any]:
     """Every figure for one person (missing views and failed detections are recorded)."""
-    root, person, fixed_yaw = Path(args[0]), args[1], args[2]
+    root, person, fixed_yaw, method, yaws, nrmse_yaw = args
+    root = Path(root)
     m = _m.setdefault("m", Measurer())
     out: dict[str, Any] = {"person": person}
     front = load_rgb(root / FRONT / f"{person}_03.jpg", 10**8, 32)
@@ -71,6 +113,8 @@ def measure_person(args: tuple[str, str, float]) -> dict[str, Any]:
     out["front_descriptor"] = m.descriptor(front, lm).tolist()
     a = align.estimate_alignment(lm, CROP)
     src = turning.prepare(align.warp_crop(front, a, CROP), align.apply_affine(lm, a))
+    out["front_yaw"] = float(src.fit.pose.get_yaw_pitch_roll()[0])
+    out["by_yaw"] = measure_yaws(m, src, yaws, method, nrmse_yaw)
     for side, view in SIDES.items():
         path = next((root / view).glob(f"{person}_*.jpg"), None)
         real = load_rgb(path, 10**8, 32) if path else None
@@ -87,7 +131,7 @@ def measure_person(args: tuple[str, str, float]) -> dict[str, Any]:
         for name, want in (("fixed", sign * fixed_yaw), ("matched", real_yaw)):
             if want is None:
                 continue
-            r = turning.render_yaw(src, want)
+            r = turning.render_yaw(src, want, method=method)
             got = m.landmarks(r.image)
             rec[name] = {
                 "requested": want,
@@ -100,6 +144,31 @@ def measure_person(args: tuple[str, str, float]) -> dict[str, Any]:
             }
         out[side] = rec
     return out
+
+
+def write_tears(
+    root: Path, who: Sequence[str], yaws: Sequence[float], method: str, out: Path
+) -> None:
+    """Per person a row: the aligned front face, then its render at each yaw with the torn or
+    folded pixels painted magenta (``continuity.tear_mask``) and the occlusion edges cyan."""
+    from PIL import Image
+
+    m = _m.setdefault("m", Measurer())
+    rows = []
+    for person in who:
+        front = load_rgb(root / FRONT / f"{person}_03.jpg", 10**8, 32)
+        lm = m.landmarks(front)
+        if lm is None:
+            continue
+        a = align.estimate_alignment(lm, CROP)
+        src = turning.prepare(align.warp_crop(front, a, CROP), align.apply_affine(lm, a))
+        views = [src.image]
+        for r in turning.render_yaws(src, list(yaws), method=method):
+            img = continuity.mark(r.image, continuity.jump_mask(r.source_map), (0, 255, 255))
+            views.append(continuity.mark(img, continuity.tear_mask(r.source_map, r.depth)))
+        rows.append(np.hstack(views))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.vstack(rows)).save(out)
 
 
 def people(root: Path) -> list[str]:
@@ -151,6 +220,24 @@ def summarise(results: list[dict[str, Any]], fixed_yaw: float) -> dict[str, Any]
     return s
 
 
+def summarise_yaws(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per target yaw over people: tear and jump shares, detection rate, landmark NRMSE."""
+    out: dict[str, dict[str, Any]] = {}
+    recs = [r["by_yaw"] for r in results if "by_yaw" in r]
+    for yaw in recs[0] if recs else []:
+        v = [r[yaw] for r in recs]
+        out[yaw] = {
+            "renders": len(v),
+            "tears": stats([x["tears"] for x in v]),
+            "tears_max": max(x["tears"] for x in v),
+            "jumps": stats([x["jumps"] for x in v]),
+            "detection_rate": float(np.mean([x["detected"] for x in v])),
+            "nrmse_inner": stats([x["nrmse_inner"] for x in v if "nrmse_inner" in x]),
+            "nrmse_all": stats([x["nrmse_all"] for x in v if "nrmse_all" in x]),
+        }
+    return out
+
+
 def stats(v: list[float], threshold: float | None = None) -> dict[str, float]:
     if not v:
         return {"n": 0}
@@ -169,6 +256,45 @@ def stats(v: list[float], threshold: float | None = None) -> dict[str, float]:
 def tables(s: dict[str, Any], markdown: bool) -> str:
     def ms(d: dict[str, float]) -> str:
         return f"{d['mean']:.1f} ± {d['sd']:.1f}" if d.get("n") else "-"
+
+    def pct(d: dict[str, float]) -> str:
+        return f"{100 * d['mean']:.3f}%" if d.get("n") else "-"
+
+    def nr(d: dict[str, float]) -> str:
+        return f"{d['mean']:.3f} ± {d['sd']:.3f}" if d.get("n") else "-"
+
+    yaw_table = ""
+    if s.get("by_yaw"):
+        rows = [
+            [
+                yaw,
+                str(v["renders"]),
+                pct(v["tears"]),
+                f"{100 * v['tears_max']:.3f}%",
+                pct(v["jumps"]),
+                f"{100 * v['detection_rate']:.1f}%",
+                nr(v["nrmse_inner"]),
+                nr(v["nrmse_all"]),
+            ]
+            for yaw, v in s["by_yaw"].items()
+        ]
+        yaw_table = (
+            format_table(
+                [
+                    "yaw",
+                    "renders",
+                    "torn or folded (mean)",
+                    "(worst)",
+                    "any jump (occlusion edges too)",
+                    "dlib finds a face",
+                    "landmark NRMSE, 51 inner",
+                    "all 68",
+                ],
+                rows,
+                markdown,
+            )
+            + "\n\n"
+        )
 
     yaw_rows = []
     for side in SIDES:
@@ -202,8 +328,17 @@ def tables(s: dict[str, Any], markdown: bool) -> str:
                     f"{100 * d['below_threshold']:.0f}%" if d.get("n") else "-",
                 ]
             )
+    front = ""
+    if s.get("front_yaw", {}).get("n"):
+        f = s["front_yaw"]
+        front = (
+            f"front photos: fitted yaw {f['mean']:+.1f} ± {f['sd']:.1f} degrees, "
+            f"largest |yaw| {s['front_abs_yaw_max']:.1f} (method {s.get('method', 'head')})\n\n"
+        )
     return (
-        format_table(
+        front
+        + yaw_table
+        + format_table(
             [
                 "side",
                 "people",
@@ -234,6 +369,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--london", default="../shared/data/london-faces", help="London set root")
     ap.add_argument("--limit", type=int, default=0, help="first N people only (0: all)")
     ap.add_argument("--yaw", type=float, default=40.0, help="fixed 3/4 yaw to request, degrees")
+    ap.add_argument(
+        "--yaws",
+        default=",".join(f"{y:g}" for y in DEFAULT_YAWS),
+        help="target yaws measured per render (continuity, detection, NRMSE)",
+    )
+    ap.add_argument(
+        "--nrmse-yaw", type=float, default=40.0, help="landmark NRMSE at |yaw| up to this"
+    )
+    ap.add_argument("--method", choices=turning.METHODS, default="head", help="pose.method")
+    ap.add_argument("--tears", help="write renders with torn pixels marked here (PNG)")
+    ap.add_argument("--tears-people", type=int, default=3, help="people in --tears")
     ap.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
     ap.add_argument("--json", help="write per-person figures and the summary here")
     ap.add_argument("--markdown", action="store_true")
@@ -249,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     who = people(root)[: args.limit or None]
-    jobs = [(str(root), p, args.yaw) for p in who]
+    yaws = tuple(float(y) for y in args.yaws.split(","))
+    jobs = [(str(root), p, args.yaw, args.method, yaws, args.nrmse_yaw) for p in who]
     from tqdm import tqdm
 
     from datagen.core.shards import default_workers
@@ -263,7 +410,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         with mp.get_context("spawn").Pool(workers) as pool:
             results = list(tqdm(pool.imap(measure_person, jobs), total=len(jobs), desc="people"))
     s = summarise(results, args.yaw)
+    s["by_yaw"] = summarise_yaws(results)
+    s["method"] = args.method
+    front_yaws = [r["front_yaw"] for r in results if "front_yaw" in r]
+    s["front_yaw"] = stats(front_yaws)
+    s["front_abs_yaw_max"] = float(np.abs(front_yaws).max()) if front_yaws else None
     print(tables(s, args.markdown))
+    if args.tears:
+        write_tears(root, who[: args.tears_people], yaws, args.method, Path(args.tears))
+        print(f"wrote {args.tears}")
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": s, "people": results}) + "\n")
     return 0
