@@ -50,3 +50,29 @@ def test_render_at_the_fitted_pose_reproduces_the_face(aligned_face):
     psnr = 10 * np.log10(255**2 / mse)
     print(f"yaw-0 re-render PSNR inside the face: {psnr:.1f} dB")
     assert psnr > 30
+
+
+def test_draw_leaves_out_the_triangles_of_a_pose():
+    xy = np.array([[[2.0, 2.0], [20.0, 2.0], [2.0, 20.0], [20.0, 20.0]]] * 2)
+    z = np.zeros((2, 4))
+    tris = np.array([[0, 1, 2], [1, 3, 2]])
+    draw = np.array([[True, True], [True, False]])
+    tri_id, _ = render.rasterize_batch(xy, z, tris, (24, 24), draw=draw)
+    assert set(np.unique(tri_id[0])) == {-1, 0, 1}
+    assert set(np.unique(tri_id[1])) == {-1, 0}  # the second pose drew only the first triangle
+
+
+def test_long_thin_triangles_rasterise_like_small_ones():
+    """Boxes are bucketed by width and height apart: a 200 x 2 px sliver covers the pixels its
+    edges enclose, as a brute-force test of every pixel says."""
+    xy = np.array([[3.2, 5.1], [203.7, 6.9], [4.0, 7.8]])
+    tri_id, bary = render.rasterize(xy, np.zeros(3), np.array([[0, 1, 2]]), (220, 16))
+    gy, gx = np.mgrid[0:16, 0:220].astype(float)
+    a, b, c = xy
+
+    def side(p, q):
+        return (q[0] - p[0]) * (gy - p[1]) - (q[1] - p[1]) * (gx - p[0])
+
+    s1, s2, s3 = side(a, b), side(b, c), side(c, a)
+    inside = ((s1 >= 0) & (s2 >= 0) & (s3 >= 0)) | ((s1 <= 0) & (s2 <= 0) & (s3 <= 0))
+    assert inside.sum() > 150 and ((tri_id == 0) == inside).mean() > 0.995
