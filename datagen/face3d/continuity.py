@@ -32,26 +32,29 @@ OCCLUSION_MM = 3.0
 def _breaks(m: np.ndarray, axis: int, threshold: float) -> np.ndarray:
     """Between each pixel and the next along ``axis``: whether the source map jumps (see the
     module docstring). Shape: ``m``'s with one fewer along ``axis``."""
+    t2 = threshold * threshold
     d = np.diff(m, axis=axis)  # steps, ... x 2
-    pad = [(0, 0)] * d.ndim
-    pad[axis] = (1, 1)
-    dp = np.pad(d, pad, mode="edge")
-    n = d.shape[axis]
-    before = np.take(dp, range(0, n), axis=axis)
-    after = np.take(dp, range(2, n + 2), axis=axis)
-    size = np.linalg.norm(d, axis=-1)
-    return (
-        (size > threshold)
-        & (np.linalg.norm(d - before, axis=-1) > threshold)
-        & (np.linalg.norm(d - after, axis=-1) > threshold)
+    big = (d * d).sum(-1) > t2
+    e = np.diff(d, axis=axis)  # how each step differs from the next
+    bent = (e * e).sum(-1) > t2
+    out = np.zeros(big.shape, bool)
+    inner = [slice(None)] * 2
+    inner[axis] = slice(1, -1)
+    # a step jumps when it is long and differs from both its neighbours; the first and last step
+    # of a line have only one neighbour, taken as equal to themselves (never a jump)
+    out[tuple(inner)] = (
+        big[tuple(inner)]
+        & np.take(bent, range(0, bent.shape[axis] - 1), axis=axis)
+        & np.take(bent, range(1, bent.shape[axis]), axis=axis)
     )
+    return out
 
 
 def _pairs(source_map: np.ndarray, threshold: float, depth: np.ndarray | None, occlusion: float):
-    m = np.asarray(source_map, np.float64)
+    m = np.asarray(source_map, np.float32)
     bad = ~np.isfinite(m).all(-1)
-    filled = np.where(bad[..., None], 0.0, m)
-    z = None if depth is None else np.asarray(depth, np.float64)
+    filled = np.where(bad[..., None], np.float32(0), m)
+    z = None if depth is None else np.asarray(depth, np.float32)
     out = bad.copy()
     for axis in (0, 1):
         step = _breaks(filled, axis, threshold)

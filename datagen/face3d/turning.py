@@ -382,7 +382,7 @@ def _render_head(
     for yaw, xy, z_all, tri_id, bary in zip(yaws, xys, zs, tri_ids, barys, strict=True):
         drawn = tri_id >= 0
         on_face = drawn & (tri_id < n_face_tris)
-        values = np.c_[origin, z_all, own_z, mirror_xyz]  # V x 7
+        values = np.c_[origin, z_all, own_z, mirror_xyz].astype(np.float32)  # V x 7
         at = _interp_at(values, hm.triangles, tri_id[drawn], bary[drawn])
         smap = identity.copy()  # beyond the static ring nothing moves
         smap[drawn] = at[:, :2]
@@ -447,7 +447,11 @@ def signed_areas(xy: np.ndarray, tris: np.ndarray) -> np.ndarray:
 
 def _interp_at(values: np.ndarray, tris: np.ndarray, tri_id: np.ndarray, bary: np.ndarray):
     """Per-vertex ``values`` (V x C) at M points given by triangle ids and barycentrics."""
-    return (values[tris[tri_id]] * bary[..., None]).sum(1)
+    corners = tris[tri_id]
+    out = values[corners[:, 0]] * bary[:, 0:1]
+    out += values[corners[:, 1]] * bary[:, 1:2]
+    out += values[corners[:, 2]] * bary[:, 2:3]
+    return out
 
 
 def _render_face(src: PoseSource, yaws: list[float], k: int, feather: float) -> list[Render]:

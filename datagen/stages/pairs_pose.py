@@ -33,7 +33,7 @@ from datagen.core.shards import (
     write_dataset,
 )
 from datagen.face.degrade import DegradeParams, degrade, scale_points
-from datagen.face3d import continuity, morphable, turning
+from datagen.face3d import morphable, turning
 from datagen.face3d.profiling import HeadShape
 
 DEFAULT_YAWS = (-75.0, -55.0, -40.0, -22.0, 22.0, 40.0, 55.0, 75.0)
@@ -78,7 +78,6 @@ def dataset_spec(hr_size: int, lr_size: int, encoding: str) -> DatasetSpec:
             "source_yaw": pa.float32(),
             "fit_error_px": pa.float32(),
             "face_coverage": pa.float32(),
-            "tear_fraction": pa.float32(),
             "landmarks_nonfrontal": LANDMARKS,
         },
         encoding=encoding,
@@ -124,7 +123,6 @@ def pose_pairs(
                 "source_yaw": source_yaw,
                 "fit_error_px": fit.error_px,
                 "face_coverage": float(r.face.mean()),
-                "tear_fraction": continuity.tear_fraction(r.source_map, r.depth),
                 "landmarks_nonfrontal": lm.astype(np.float32),
                 "lr": lr,
                 "hr": hr,
