@@ -44,6 +44,7 @@ from datagen.face import align
 from datagen.face.identity import SAME_PERSON, FaceDescriptor
 from datagen.face.landmarks import DlibLandmarker, FaceDetector
 from datagen.face3d import continuity, morphable, turning
+from datagen.face3d.profiling import HeadShape
 from datagen.stages.pairs_pose import DEFAULT_YAWS
 
 SIDES = {"left": "neutral_left_3quarter", "right": "neutral_right_3quarter"}
@@ -82,11 +83,16 @@ def outer_eye_nrmse(found: np.ndarray, ours: np.ndarray, points: slice = slice(N
 
 
 def measure_yaws(
-    m: Measurer, src: turning.PoseSource, yaws: Sequence[float], method: str, nrmse_yaw: float
+    m: Measurer,
+    src: turning.PoseSource,
+    yaws: Sequence[float],
+    method: str,
+    nrmse_yaw: float,
+    head: HeadShape | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per target yaw: tear and jump shares, dlib detection and landmark NRMSE of the render."""
     out = {}
-    for r in turning.render_yaws(src, list(yaws), method=method):
+    for r in turning.render_yaws(src, list(yaws), method=method, head=head):
         found = m.landmarks(r.image)
         rec: dict[str, Any] = {
             "tears": continuity.tear_fraction(r.source_map, r.depth),
@@ -100,9 +106,11 @@ def measure_yaws(
     return out
 
 
-def measure_person(args: tuple[str, str, float, str, tuple[float, ...], float]) -> dict[str, Any]:
+def measure_person(
+    args: tuple[str, str, float, str, tuple[float, ...], float, HeadShape],
+) -> dict[str, Any]:
     """Every figure for one person (missing views and failed detections are recorded)."""
-    root, person, fixed_yaw, method, yaws, nrmse_yaw = args
+    root, person, fixed_yaw, method, yaws, nrmse_yaw, head = args
     root = Path(root)
     m = _m.setdefault("m", Measurer())
     out: dict[str, Any] = {"person": person}
@@ -114,7 +122,7 @@ def measure_person(args: tuple[str, str, float, str, tuple[float, ...], float]) 
     a = align.estimate_alignment(lm, CROP)
     src = turning.prepare(align.warp_crop(front, a, CROP), align.apply_affine(lm, a))
     out["front_yaw"] = float(src.fit.pose.get_yaw_pitch_roll()[0])
-    out["by_yaw"] = measure_yaws(m, src, yaws, method, nrmse_yaw)
+    out["by_yaw"] = measure_yaws(m, src, yaws, method, nrmse_yaw, head)
     for side, view in SIDES.items():
         path = next((root / view).glob(f"{person}_*.jpg"), None)
         real = load_rgb(path, 10**8, 32) if path else None
@@ -131,7 +139,7 @@ def measure_person(args: tuple[str, str, float, str, tuple[float, ...], float]) 
         for name, want in (("fixed", sign * fixed_yaw), ("matched", real_yaw)):
             if want is None:
                 continue
-            r = turning.render_yaw(src, want, method=method)
+            r = turning.render_yaw(src, want, method=method, head=head)
             got = m.landmarks(r.image)
             rec[name] = {
                 "requested": want,
@@ -378,6 +386,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--nrmse-yaw", type=float, default=40.0, help="landmark NRMSE at |yaw| up to this"
     )
     ap.add_argument("--method", choices=turning.METHODS, default="head", help="pose.method")
+    ap.add_argument(
+        "--head",
+        default="",
+        help="pose.head keys for method head, e.g. margin=0.2,slope=0.5 (defaults: params.yaml's)",
+    )
     ap.add_argument("--tears", help="write renders with torn pixels marked here (PNG)")
     ap.add_argument("--tears-people", type=int, default=3, help="people in --tears")
     ap.add_argument("--workers", type=int, default=0, help="processes (0: all cores)")
@@ -396,7 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     who = people(root)[: args.limit or None]
     yaws = tuple(float(y) for y in args.yaws.split(","))
-    jobs = [(str(root), p, args.yaw, args.method, yaws, args.nrmse_yaw) for p in who]
+    head = HeadShape.from_params(
+        {k: float(v) for k, v in (kv.split("=") for kv in args.head.split(",") if kv)}
+    )
+    jobs = [(str(root), p, args.yaw, args.method, yaws, args.nrmse_yaw, head) for p in who]
     from tqdm import tqdm
 
     from datagen.core.shards import default_workers
