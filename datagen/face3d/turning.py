@@ -1,10 +1,17 @@
 """Re-rendering an aligned face at a new yaw from its Surrey Face Model fit (VividGAN's data).
 
-A face is fitted once (``datagen.face3d.morphable.fit``), its texture taken by our own
-extraction (``render.extract_texture``), and every target yaw re-renders the textured mesh turned
-about the head's vertical axis under the same camera. What lies outside the mesh (hair, ears,
-neck, background) follows the mesh's new outline with a warp along rays from the face centre
-(``surroundings_map``).
+A face is fitted once (``datagen.face3d.morphable.fit``) and every target yaw turns it about
+the head's vertical axis under the same camera. Two renderers (``pose.method``):
+
+- ``head`` (default): the whole picture is one mesh, the fitted face plus rings of anchors
+  around it (``profiling``: face profiling after Zhu et al. 2016); it is turned and rasterised
+  with a z-buffer, and every pixel is one lookup into the photo at the source pixel its surface
+  point came from (``Render.source_map``). Hidden face points take their mirror image's pixel.
+  Hair, ears and neck turn with the face, the background stays, nothing tears
+  (``continuity`` measures it);
+- ``face``: the earlier renderer, kept for comparison: the textured face mesh (our own texture
+  extraction, ``render.extract_texture``) over surroundings that follow the mesh's new outline
+  along rays from the face centre (``surroundings_map``); hair and background tear at the rim.
 """
 
 from __future__ import annotations
