@@ -18,7 +18,8 @@ same row or column (the map breaks, it does not merely run fast). A jump has one
 ``jump_mask`` flags both, ``tear_mask`` the second kind only; a pixel is flagged when it jumps
 from any of its four neighbours, and a pixel with no source (NaN: inpainted) always is. Where a
 depth is unknown (NaN: a renderer that warps the surroundings flat) no step can be shown, so the
-jump counts as a tear.
+jump counts as a tear. The first and last step of a row or column have one neighbour only and
+are never counted: a tear right at the picture's border goes unseen.
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ def _breaks(m: np.ndarray, axis: int, threshold: float) -> np.ndarray:
 def _pairs(source_map: np.ndarray, threshold: float, depth: np.ndarray | None, occlusion: float):
     m = np.asarray(source_map, np.float32)
     bad = ~np.isfinite(m).all(-1)
-    filled = np.where(bad[..., None], np.float32(0), m)
     z = None if depth is None else np.asarray(depth, np.float32)
     out = bad.copy()
     for axis in (0, 1):
-        step = _breaks(filled, axis, threshold)
+        # NaN kept: a step next to a pixel without a source has no neighbour to differ from
+        step = _breaks(m, axis, threshold)
         step &= ~(bad[tuple(_lo(axis))] | bad[tuple(_hi(axis))])  # those are flagged already
         if z is not None:
             dz = np.abs(np.diff(z, axis=axis))

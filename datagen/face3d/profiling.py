@@ -5,7 +5,8 @@ After Zhu et al., "Face Alignment Across Large Poses: A 3D Solution" (CVPR 2016,
 profiling of 3DDFA and HPEN): anchor points around the fitted face are given a depth and
 triangulated together with the face mesh, and the whole mesh is turned and rendered with a
 z-buffer. Our anchors are rings on rays from the face centre (a polar grid, so the triangulation
-is regular and never overlaps in the source picture):
+is regular; a cell that a concave outline folds in the source picture is left out of every
+render, as a cell the turn flips is):
 
 - ring 0 lies on the fitted face surface just inside its outline (``inset_px``), so it moves
   exactly as the face does;

@@ -33,6 +33,7 @@ PIVOT = np.array([0.0, 0.0, -PIVOT_DEPTH_MM])
 # millimetres of the nearest surface there in the photo (else it is hidden there: mirrored)
 SEEN_TOLERANCE_MM = 4.0
 STATIC_BEHIND_MM = 60.0
+MARCH_MAX_TURN = 45.0  # degrees: far-side jaw points move onto the outline up to this turn
 
 
 @dataclass
@@ -51,9 +52,10 @@ class PoseSource:
     zbuffer: np.ndarray  # H x W float32: depth of the nearest surface (-inf off the face)
     raster: tuple[np.ndarray, np.ndarray]  # the mesh's ``render.rasterize`` in ``image``
     texture_size: int = 512
-    _depth_floor: np.ndarray | None = field(default=None, repr=False)
-    _texture: np.ndarray | None = field(default=None, repr=False)
-    _heads: dict = field(default_factory=dict, repr=False)
+    # caches, made on first use (a PoseSource is not changed after ``from_fit``)
+    _depth_floor: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _texture: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _heads: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def texture(self) -> np.ndarray:
@@ -358,9 +360,12 @@ def _render_head(
         xy, z = fit.project(turned), depth(fit, turned)
         xys.append(np.r_[xy, hm.blend_rings(xy[-n_dir:], hm.static), hm.static])
         zs.append(z)
-    # the static ring lies behind the head; not far behind, so that depth changes gently across
-    # the cells that stretch to it (``continuity`` tells occlusion edges by their depth step)
-    far = min(z.min() for z in zs) - STATIC_BEHIND_MM
+    # the static ring lies behind the head at any yaw (no turned point gets farther from the
+    # camera than the pivot's depth less its distance from the pivot), and not far behind, so
+    # that depth changes gently across the cells that stretch to it (``continuity`` tells
+    # occlusion edges by their depth step); it depends on the face alone, not on the batch
+    reach = np.linalg.norm(np.r_[face_v, hm.turning] - PIVOT, axis=1).max()
+    far = float(depth(fit, PIVOT[None])[0]) - reach - STATIC_BEHIND_MM
     zs = [np.r_[z, hm.blend_rings(z[-n_dir:], far), np.full(n_dir, far)] for z in zs]
     xys = np.stack(xys)
     origin = np.r_[
@@ -372,8 +377,9 @@ def _render_head(
     keep = np.ones((len(yaws), len(hm.triangles)), bool)
     ring = np.arange(len(hm.triangles)) >= n_face_tris
     before = signed_areas(origin, hm.triangles[ring])
-    for i, xy in enumerate(xys):
-        keep[i, ring] = signed_areas(xy, hm.triangles[ring]) * before > 0
+    facing = np.sign(np.median(before))  # the grid's orientation; a cell folded in the photo
+    for i, xy in enumerate(xys):  # (a concave outline) is left out too
+        keep[i, ring] = (before * facing > 0) & (signed_areas(xy, hm.triangles[ring]) * facing > 0)
     tri_ids, barys = render.rasterize_batch(
         (xys + 0.5) * k - 0.5, np.stack(zs), hm.triangles, (w * k, h * k), draw=keep
     )
@@ -410,7 +416,7 @@ def _render_head(
         if k > 1:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
             cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
-            smap, zmap = smap[k // 2 :: k, k // 2 :: k], zmap[k // 2 :: k, k // 2 :: k]
+            smap, zmap = _reduce_map(smap, k), _reduce_map(zmap, k)
         lm = jaw_on_outline(xy[src.landmark_vertices], cover > 0.5, yaw - fitted)
         out.append(
             Render(
@@ -428,22 +434,39 @@ def _render_head(
 def jaw_on_outline(landmarks: np.ndarray, face: np.ndarray, turn: float) -> np.ndarray:
     """The 68 projected landmarks with the far side's jaw points (1-8 or 10-17, 1-based) moved
     along their rows onto the face's outline, as the iBUG markup (and dlib) place them: turned
-    away, the model vertex behind a jaw point is hidden by the cheek in front of it. ``face``:
+    away, the model vertex behind a jaw point is hidden by the cheek in front of it. Only for
+    turns up to ``MARCH_MAX_TURN``: beyond, the far cheek is hidden behind the profile, and the
+    outline is the nose's and the lips'. ``face``:
     the render's face pixels (H x W bool); ``turn``: degrees turned (positive: nose to the
     image's right, so the image's right side turns away)."""
     out = np.array(landmarks, np.float64, copy=True)
-    if abs(turn) < 1e-6:
+    if abs(turn) < 1e-6 or abs(turn) > MARCH_MAX_TURN:
         return out
     far = range(9, 17) if turn > 0 else range(0, 8)
     h = face.shape[0]
+    # where the outline on a row is the profile of the nose or lips (within a tenth of the eye
+    # corners' distance of the inner landmarks' farthest reach), it is not the jaw's: the point
+    # stays
+    inner = out[17:, 0]
+    margin = 0.1 * float(np.linalg.norm(out[45] - out[36]))
     for i in far:
         row = face[int(np.clip(round(out[i, 1]), 0, h - 1))]
         xs = np.nonzero(row)[0]
         if len(xs):
             edge = xs.max() if turn > 0 else xs.min()
+            if (edge >= inner.max() - margin) if turn > 0 else (edge <= inner.min() + margin):
+                continue
             # only ever outwards: a point already on or beyond the outline stays
             out[i, 0] = max(out[i, 0], edge) if turn > 0 else min(out[i, 0], edge)
     return out
+
+
+def _reduce_map(m: np.ndarray, k: int) -> np.ndarray:
+    """A per-pixel map rendered at ``k`` x the size, averaged over each k x k block (as the image
+    is area-reduced); a block with any NaN is NaN."""
+    h, w = m.shape[0] // k, m.shape[1] // k
+    blocks = m[: h * k, : w * k].reshape(h, k, w, k, *m.shape[2:])
+    return blocks.mean(axis=(1, 3)).astype(np.float32)
 
 
 def signed_areas(xy: np.ndarray, tris: np.ndarray) -> np.ndarray:
@@ -486,8 +509,7 @@ def _render_face(src: PoseSource, yaws: list[float], k: int, feather: float) -> 
         if k > 1:
             face = cv2.resize(face, (w, h), interpolation=cv2.INTER_AREA)
             cover = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
-            face_map = face_map[k // 2 :: k, k // 2 :: k]
-            zmap = zmap[k // 2 :: k, k // 2 :: k]
+            face_map, zmap = _reduce_map(face_map, k), _reduce_map(zmap, k)
         mx, my = surroundings_map(src.face, cover > 0.5, centre, reach=0.25 * w)
         behind = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         # ``face`` is premultiplied (where coverage is partial, zeros were averaged in). The mesh's

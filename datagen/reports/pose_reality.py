@@ -155,7 +155,12 @@ def measure_person(
 
 
 def write_tears(
-    root: Path, who: Sequence[str], yaws: Sequence[float], method: str, out: Path
+    root: Path,
+    who: Sequence[str],
+    yaws: Sequence[float],
+    method: str,
+    out: Path,
+    head: HeadShape | None = None,
 ) -> None:
     """Per person a row: the aligned front face, then its render at each yaw with the torn or
     folded pixels painted magenta (``continuity.tear_mask``) and the occlusion edges cyan."""
@@ -171,7 +176,7 @@ def write_tears(
         a = align.estimate_alignment(lm, CROP)
         src = turning.prepare(align.warp_crop(front, a, CROP), align.apply_affine(lm, a))
         views = [src.image]
-        for r in turning.render_yaws(src, list(yaws), method=method):
+        for r in turning.render_yaws(src, list(yaws), method=method, head=head):
             img = continuity.mark(r.image, continuity.jump_mask(r.source_map), (0, 255, 255))
             views.append(continuity.mark(img, continuity.tear_mask(r.source_map, r.depth)))
         rows.append(np.hstack(views))
@@ -389,7 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument(
         "--head",
         default="",
-        help="pose.head keys for method head, e.g. margin=0.2,slope=0.5 (defaults: params.yaml's)",
+        help="pose.head keys for method head, e.g. margin=0.2,slope=0.5 (others: HeadShape's "
+        "defaults, the values params.yaml ships)",
     )
     ap.add_argument("--tears", help="write renders with torn pixels marked here (PNG)")
     ap.add_argument("--tears-people", type=int, default=3, help="people in --tears")
@@ -409,9 +415,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     who = people(root)[: args.limit or None]
     yaws = tuple(float(y) for y in args.yaws.split(","))
-    head = HeadShape.from_params(
-        {k: float(v) for k, v in (kv.split("=") for kv in args.head.split(",") if kv)}
-    )
+    try:
+        head = HeadShape.from_params(
+            {k: float(v) for k, v in (kv.split("=") for kv in args.head.split(",") if kv)}
+        )
+    except ValueError as e:
+        print(f"--head {args.head!r}: {e} (expected key=value,... of pose.head)", file=sys.stderr)
+        return 2
     jobs = [(str(root), p, args.yaw, args.method, yaws, args.nrmse_yaw, head) for p in who]
     from tqdm import tqdm
 
@@ -433,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s["front_abs_yaw_max"] = float(np.abs(front_yaws).max()) if front_yaws else None
     print(tables(s, args.markdown))
     if args.tears:
-        write_tears(root, who[: args.tears_people], yaws, args.method, Path(args.tears))
+        write_tears(root, who[: args.tears_people], yaws, args.method, Path(args.tears), head)
         print(f"wrote {args.tears}")
     if args.json:
         Path(args.json).write_text(json.dumps({"summary": s, "people": results}) + "\n")

@@ -99,6 +99,7 @@ def test_batched_render_equals_one_at_a_time(source, method):
         one = turning.render_yaw(source, r.yaw, method=method)
         assert np.array_equal(one.image, r.image) and np.array_equal(one.landmarks, r.landmarks)
         assert np.array_equal(one.source_map, r.source_map, equal_nan=True)
+        assert np.array_equal(one.depth, r.depth, equal_nan=True)
 
 
 def test_turned_head_has_no_tears_and_the_earlier_renderer_had_them(source):
@@ -212,3 +213,46 @@ def test_a_fit_that_misses_the_image_is_a_reject_not_a_crash(source):
     far["camera"][:2, 3] += 10_000  # the whole face lands far outside the crop
     with pytest.raises(morphable.FitRejected, match="fit outside the image"):
         turning.from_fit(source.image, morphable.fit_from_record(far))
+
+
+def test_far_side_jaw_points_move_onto_the_outline_but_not_onto_the_profile(source):
+    yaw0 = float(source.fit.pose.get_yaw_pitch_roll()[0])
+    for yaw in (22, 40, 55, 75, -22, -40, -55, -75):
+        r = turning.render_yaw(source, yaw)
+        raw = source.fit.project(turning.turned_vertices(source.fit, yaw - yaw0))
+        raw = raw[source.landmark_vertices]
+        turn = yaw - yaw0
+        far = np.arange(9, 17) if turn > 0 else np.arange(0, 8)
+        others = np.setdiff1d(np.arange(68), far)
+        assert np.allclose(r.landmarks[others], raw[others], atol=1e-3), yaw
+        if abs(turn) > turning.MARCH_MAX_TURN:  # the outline there is the profile: no move
+            assert np.allclose(r.landmarks, raw, atol=1e-3), yaw
+        else:  # outwards only, along the row
+            step = (r.landmarks[far, 0] - raw[far, 0]) * np.sign(turn)
+            assert (step >= -1e-3).all() and step.max() > 0.5, yaw
+            assert np.allclose(r.landmarks[far, 1], raw[far, 1], atol=1e-3)
+    # a synthetic case: a disc face turned right; the far-side points move out to its edge,
+    # the near side does not move
+    yy, xx = np.mgrid[0:100, 0:100]
+    face = (xx - 50) ** 2 + (yy - 50) ** 2 < 40**2
+    lm = np.zeros((68, 2))
+    lm[:, 1] = 50
+    lm[:, 0] = 50  # every point at the centre ...
+    lm[17:, 0] = np.linspace(30, 90, 51)  # ... the inner ones reaching the edge on row 50
+    lm[36], lm[45] = (35, 40), (65, 40)
+    lm[9:17, 1] = 30  # far jaw points on row 30, where the outline (x 84) is short of them
+    lm[30] = (90, 50)
+    out = turning.jaw_on_outline(lm, face, 30.0)
+    assert np.allclose(out[9:17, 0], 84) and np.array_equal(out[:9], lm[:9])
+    lm[9:17, 1] = 50  # on row 50 the outline (x 89) is within reach of the inner points: a profile
+    assert np.array_equal(turning.jaw_on_outline(lm, face, 30.0), lm)
+    assert np.array_equal(turning.jaw_on_outline(lm, face, 60.0), lm)  # past 45 degrees: no move
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_supersampled_source_map_is_the_identity_at_0_degrees(source, k):
+    yaw0 = float(source.fit.pose.get_yaw_pitch_roll()[0])
+    r = turning.render_yaw(source, yaw0, supersample=k)
+    gy, gx = np.mgrid[0:256, 0:256]
+    assert r.source_map.shape == (256, 256, 2) and r.depth.shape == (256, 256)
+    assert np.abs(r.source_map - np.stack([gx, gy], -1)).max() < 1e-3
