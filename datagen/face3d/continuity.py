@@ -57,9 +57,9 @@ def _pairs(source_map: np.ndarray, threshold: float, depth: np.ndarray | None, o
     z = None if depth is None else np.asarray(depth, np.float32)
     out = bad.copy()
     for axis in (0, 1):
-        # NaN kept: a step next to a pixel without a source has no neighbour to differ from
+        # NaN kept: a step to or next to a pixel without a source is NaN, so never a break
+        # (the pixel itself is flagged already)
         step = _breaks(m, axis, threshold)
-        step &= ~(bad[tuple(_lo(axis))] | bad[tuple(_hi(axis))])  # those are flagged already
         if z is not None:
             dz = np.abs(np.diff(z, axis=axis))
             step &= ~(dz > occlusion)  # NaN depth: not a known occlusion

@@ -138,8 +138,19 @@ def interpolate(
     vals = np.asarray(values, np.float64)
     drawn = tri_id >= 0
     out = np.zeros((*tri_id.shape, vals.shape[1]), np.float64)
-    corner = vals[np.asarray(tris)[tri_id[drawn]]]  # M x 3 x C
-    out[drawn] = (corner * bary[drawn][..., None]).sum(1)
+    out[drawn] = interpolate_at(vals, np.asarray(tris), tri_id[drawn], bary[drawn])
+    return out
+
+
+def interpolate_at(
+    values: np.ndarray, tris: np.ndarray, tri_id: np.ndarray, bary: np.ndarray
+) -> np.ndarray:
+    """Per-vertex ``values`` (N x C) at M points given by their triangle ids (M) and
+    barycentrics (M x 3) -> M x C, in ``values``' dtype (float32 halves the cost)."""
+    corners = tris[tri_id]
+    out = values[corners[:, 0]] * bary[:, 0:1]
+    out += values[corners[:, 1]] * bary[:, 1:2]
+    out += values[corners[:, 2]] * bary[:, 2:3]
     return out
 
 

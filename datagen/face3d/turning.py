@@ -383,20 +383,26 @@ def _render_head(
     tri_ids, barys = render.rasterize_batch(
         (xys + 0.5) * k - 0.5, np.stack(zs), hm.triangles, (w * k, h * k), draw=keep
     )
-    mirror = np.r_[mirror_vertices(), np.arange(len(mirror_vertices()), n_face)]
-    # per vertex: its source pixel, and for face vertices its source depth and its mirror
-    # image's source pixel and depth (zeros elsewhere: unused off the face)
+    sfm_mirror = mirror_vertices()
+    mirror = np.r_[sfm_mirror, np.arange(len(sfm_mirror), n_face)]  # the mouth's centre: itself
+    # per vertex: its source pixel, its depth in this pose (filled in per yaw), and for face
+    # vertices its source depth and its mirror image's source pixel and depth (zeros elsewhere:
+    # unused off the face)
     pad = np.zeros(len(origin) - n_face)
-    own_z = np.r_[src.z, pad]
-    mirror_xyz = np.r_[np.c_[src.xy[mirror], src.z[mirror]], np.zeros((len(pad), 3))]
+    values = np.c_[
+        origin,
+        np.zeros(len(origin)),
+        np.r_[src.z, pad],
+        np.r_[np.c_[src.xy[mirror], src.z[mirror]], np.zeros((len(pad), 3))],
+    ].astype(np.float32)  # V x 7
     gy, gx = np.mgrid[0 : h * k, 0 : w * k].astype(np.float32)
     identity = np.stack([(gx + 0.5) / k - 0.5, (gy + 0.5) / k - 0.5], -1)
     out = []
     for yaw, xy, z_all, tri_id, bary in zip(yaws, xys, zs, tri_ids, barys, strict=True):
         drawn = tri_id >= 0
         on_face = drawn & (tri_id < n_face_tris)
-        values = np.c_[origin, z_all, own_z, mirror_xyz].astype(np.float32)  # V x 7
-        at = _interp_at(values, hm.triangles, tri_id[drawn], bary[drawn])
+        values[:, 2] = z_all
+        at = render.interpolate_at(values, hm.triangles, tri_id[drawn], bary[drawn])
         smap = identity.copy()  # beyond the static ring nothing moves
         smap[drawn] = at[:, :2]
         zmap = np.full(drawn.shape, np.nan, np.float32)
@@ -473,15 +479,6 @@ def signed_areas(xy: np.ndarray, tris: np.ndarray) -> np.ndarray:
     """Twice the signed area of each triangle of ``tris`` with vertices at ``xy`` (N x 2)."""
     a, b, c = (xy[tris[:, i]] for i in range(3))
     return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-
-
-def _interp_at(values: np.ndarray, tris: np.ndarray, tri_id: np.ndarray, bary: np.ndarray):
-    """Per-vertex ``values`` (V x C) at M points given by triangle ids and barycentrics."""
-    corners = tris[tri_id]
-    out = values[corners[:, 0]] * bary[:, 0:1]
-    out += values[corners[:, 1]] * bary[:, 1:2]
-    out += values[corners[:, 2]] * bary[:, 2:3]
-    return out
 
 
 def _render_face(src: PoseSource, yaws: list[float], k: int, feather: float) -> list[Render]:

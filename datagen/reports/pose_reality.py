@@ -106,6 +106,19 @@ def measure_yaws(
     return out
 
 
+def front_source(
+    m: Measurer, root: Path, person: str
+) -> tuple[np.ndarray, np.ndarray, turning.PoseSource] | None:
+    """A person's front photo, its dlib landmarks and its aligned crop ready to turn; None when
+    dlib finds no face in it."""
+    photo = load_rgb(root / FRONT / f"{person}_03.jpg", 10**8, 32)
+    lm = m.landmarks(photo)
+    if lm is None:
+        return None
+    a = align.estimate_alignment(lm, CROP)
+    return photo, lm, turning.prepare(align.warp_crop(photo, a, CROP), align.apply_affine(lm, a))
+
+
 def measure_person(
     args: tuple[str, str, float, str, tuple[float, ...], float, HeadShape],
 ) -> dict[str, Any]:
@@ -114,13 +127,11 @@ def measure_person(
     root = Path(root)
     m = _m.setdefault("m", Measurer())
     out: dict[str, Any] = {"person": person}
-    front = load_rgb(root / FRONT / f"{person}_03.jpg", 10**8, 32)
-    lm = m.landmarks(front)
-    if lm is None:
+    front = front_source(m, root, person)
+    if front is None:
         return {**out, "error": "no face in the front view"}
-    out["front_descriptor"] = m.descriptor(front, lm).tolist()
-    a = align.estimate_alignment(lm, CROP)
-    src = turning.prepare(align.warp_crop(front, a, CROP), align.apply_affine(lm, a))
+    photo, lm, src = front
+    out["front_descriptor"] = m.descriptor(photo, lm).tolist()
     out["front_yaw"] = float(src.fit.pose.get_yaw_pitch_roll()[0])
     out["by_yaw"] = measure_yaws(m, src, yaws, method, nrmse_yaw, head)
     for side, view in SIDES.items():
@@ -169,12 +180,10 @@ def write_tears(
     m = _m.setdefault("m", Measurer())
     rows = []
     for person in who:
-        front = load_rgb(root / FRONT / f"{person}_03.jpg", 10**8, 32)
-        lm = m.landmarks(front)
-        if lm is None:
+        front = front_source(m, root, person)
+        if front is None:
             continue
-        a = align.estimate_alignment(lm, CROP)
-        src = turning.prepare(align.warp_crop(front, a, CROP), align.apply_affine(lm, a))
+        src = front[2]
         views = [src.image]
         for r in turning.render_yaws(src, list(yaws), method=method, head=head):
             img = continuity.mark(r.image, continuity.jump_mask(r.source_map), (0, 255, 255))
