@@ -1,5 +1,5 @@
-"""DVC stage ``pairs_illumination``: ``data/faces`` + ``artifacts/rain`` ->
-``data/pairs/illumination`` (CPGAN pairs)."""
+"""DVC stage ``pairs_illumination``: ``data/faces`` + ``artifacts/rain`` (+ ``data/fits`` for the
+physical source) -> ``data/pairs/illumination`` (CPGAN pairs)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--faces", default="data/faces")
+    ap.add_argument("--fits", default="data/fits")
     ap.add_argument("--out", default="data/pairs/illumination")
     ap.add_argument("--metrics", default="metrics/pairs_illumination.json")
     args = ap.parse_args(argv)
@@ -30,12 +31,15 @@ def main(argv: list[str] | None = None) -> int:
         group(params, "degrade"),
         group(params, "shards"),
         int(params.get("seed", 0)),
+        relight_params=group(params, "relight"),
+        fits_dir=Path(args.fits),
     )
     seconds = time.perf_counter() - t0
     summary["pairs_per_second"] = round(summary["pairs"] / max(seconds, 1e-9), 2)
     write_metrics(args.metrics, summary, t0)
     print(
-        f"pairs_illumination: {summary['faces']} faces -> {summary['pairs']} pairs in "
+        f"pairs_illumination ({summary['source']}): {summary['faces']} faces -> "
+        f"{summary['pairs']} pairs in "
         f"{summary['seconds']} s ({summary['pairs_per_second']} pairs/s); "
         f"{summary['rejects']} rejected, listed in {args.out}/rejects.parquet"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -93,6 +94,20 @@ PAIR_COLUMNS: dict[str, pa.DataType] = {
     "landmarks": LANDMARKS,
     "landmarks_lr": LANDMARKS,
 }
+
+
+def fit_rejects(fits_dir: Path) -> dict[str, dict[str, str]]:
+    """Faces the fits stage rejected, as this stage's reject records."""
+    path = Path(fits_dir) / "rejects.parquet"
+    if not path.is_file():
+        return {}
+    out = {}
+    for r in pl.read_parquet(path).iter_rows(named=True):
+        out[r["source"]] = {
+            "reason": f"no fit: {r.get('reason', '')}",
+            "detail": r.get("detail", "") or "",
+        }
+    return out
 
 
 def pair_meta(

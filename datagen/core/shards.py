@@ -187,8 +187,13 @@ class DatasetSpec:
 
 
 def _arrow_column(values: list, dtype: pa.DataType) -> pa.Array:
-    """Build an Arrow array; numeric fixed-size lists go through numpy (fast, exact dtype)."""
-    if pa.types.is_fixed_size_list(dtype) and values and isinstance(values[0], np.ndarray):
+    """Build an Arrow array; numeric fixed-size lists without nulls go through numpy (fast,
+    exact dtype)."""
+    if (
+        pa.types.is_fixed_size_list(dtype)
+        and values
+        and all(isinstance(v, np.ndarray) for v in values)
+    ):
         inner, sizes = dtype, []
         while pa.types.is_fixed_size_list(inner):
             sizes.append(inner.list_size)

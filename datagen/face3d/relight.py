@@ -1,10 +1,14 @@
 """Physically based relighting of an aligned, roughly uniformly lit face with its SFM fit: the
-built-in style pool of non-uniformly lit (NI) faces for the RaIN illumination model (CPGAN).
+built-in style pool of non-uniformly lit (NI) faces for the RaIN illumination model (CPGAN), and
+the ``physical`` source of the illumination pairs.
 
-The photo is taken as the albedo under uniform light. In linear light every pixel is multiplied
-by ``exposure * (ambient + (1 - ambient) * max(0, n.l) * visibility)``: Lambertian shading of the
-fitted mesh's normals under one directional light plus ambient, with cast shadows by shadow
-mapping the same mesh along the light. Camera space is eos's: x right, y up, z towards the camera.
+The photo is taken as the albedo under uniform light. In linear light every pixel of channel c
+becomes ``exposure * (albedo_c * (ambient + (1 - ambient) * sum_i s_i t_ic max(0, n.l_i) v_i)
++ (1 - ambient) * k_s * sum_i s_i t_ic max(0, n.h_i)^shininess v_i)``: Lambertian shading of the
+fitted mesh's normals under a key light (s = 1) and, sometimes, a second light (s < 1), each
+with its colour tint t (luminance 1) and its cast-shadow visibility v (shadow mapping the same
+mesh along the light, blurred into a penumbra), plus a Blinn-Phong highlight of strength k_s
+on the face. Camera space is eos's: x right, y up, z towards the camera.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from datagen.core.params import ParamGroup
 from datagen.face3d import morphable, render
 
 GAMMA = 2.2
+# Rec. 709 weights: the tints are in linear light, and a tint keeps luminance 1.
+LINEAR_LUMA = np.array([0.2126, 0.7152, 0.0722])
 # Fraction of the image size over which mesh shading fades into the proxy (see _proxy_normals).
 FEATHER = 0.05
 # Outside the mesh: the outline's normals are spread with a Gaussian of this many image sizes,
@@ -28,43 +34,135 @@ RELAX = 0.25
 # (their depth changes fast across one map pixel, so a flat bias would let them shadow themselves).
 BIAS_PX = 1.0
 BIAS_SLOPE = 1.0
+# The penumbra blur never goes below this many pixels: it hides the shadow map's texel steps.
+MIN_PENUMBRA_PX = 0.6
 
 
 @dataclass(frozen=True)
 class RelightParams(ParamGroup):
-    """The ``relight`` param group: how the random light is drawn."""
+    """The ``relight`` param group: how the random light is drawn (every range uniform)."""
 
     GROUP = "relight"
-    azimuth: float = 80.0  # degrees, uniform in [-azimuth, azimuth]; + = from the image's right
-    elevation: float = 50.0  # degrees, uniform in [-elevation, elevation]; + = from above
-    ambient: tuple[float, float] = (0.05, 0.35)  # ambient share, uniform in [lo, hi]
-    exposure: tuple[float, float] = (0.4, 0.9)  # linear gain, uniform; low: NI faces are darker
+    # |azimuth| in degrees [lo, hi], either side; + = from the image's right, > 90 = from behind
+    azimuth: tuple[float, float] = (0.0, 80.0)
+    elevation: tuple[float, float] = (-50.0, 50.0)  # degrees [lo, hi]; + = from above
+    ambient: tuple[float, float] = (0.05, 0.35)  # ambient share of the light
+    exposure: tuple[float, float] = (0.4, 0.9)  # linear gain; low: NI faces are darker
     shadows: bool = True  # cast shadows by shadow mapping the mesh along the light
+    penumbra: tuple[float, float] = (0.0, 0.0)  # shadow blur sd, image sizes (0: hard, 0.6 px)
+    tint: float = 0.0  # largest chroma of a light's colour (0: white), linear RGB
+    second: float = 0.0  # probability of a second light, drawn like the key light
+    second_strength: tuple[float, float] = (0.2, 0.6)  # its intensity relative to the key
+    specular: tuple[float, float] = (0.0, 0.0)  # Blinn-Phong highlight strength on the face
+    shininess: float = 16.0  # Blinn-Phong exponent
 
     def validate(self) -> None:
-        for k in ("azimuth", "elevation"):
-            if not 0 <= getattr(self, k) <= 90:
-                raise ValueError(f"relight.{k} must be in [0, 90] degrees, got {getattr(self, k)}")
-        lo, hi = self.ambient
-        if not 0 <= lo <= hi <= 1:
+        lo, hi = self.azimuth
+        if not 0 <= lo <= hi <= 180:
             raise ValueError(
-                f"relight.ambient must be [lo, hi] with 0 <= lo <= hi <= 1, got {self.ambient}"
+                f"relight.azimuth must be [lo, hi] with 0 <= lo <= hi <= 180 degrees, got "
+                f"{self.azimuth}"
             )
+        lo, hi = self.elevation
+        if not -90 <= lo <= hi <= 90:
+            raise ValueError(
+                f"relight.elevation must be [lo, hi] with -90 <= lo <= hi <= 90, got "
+                f"{self.elevation}"
+            )
+        for k, top in (("ambient", 1.0), ("penumbra", 0.5), ("second_strength", 1.0)):
+            lo, hi = getattr(self, k)
+            if not 0 <= lo <= hi <= top:
+                raise ValueError(
+                    f"relight.{k} must be [lo, hi] with 0 <= lo <= hi <= {top:g}, got "
+                    f"{getattr(self, k)}"
+                )
         lo, hi = self.exposure
         if not 0 < lo <= hi:
             raise ValueError(
                 f"relight.exposure must be [lo, hi] with 0 < lo <= hi, got {self.exposure}"
             )
+        lo, hi = self.specular
+        if not 0 <= lo <= hi:
+            raise ValueError(
+                f"relight.specular must be [lo, hi] with 0 <= lo <= hi, got {self.specular}"
+            )
+        if not 0 <= self.tint <= 0.5:
+            raise ValueError(f"relight.tint must be in [0, 0.5], got {self.tint}")
+        if not 0 <= self.second <= 1:
+            raise ValueError(f"relight.second must be a probability in [0, 1], got {self.second}")
+        if self.shininess <= 0:
+            raise ValueError(f"relight.shininess must be > 0, got {self.shininess}")
+
+
+def _chroma_basis() -> np.ndarray:
+    """Two orthonormal directions in linear RGB that leave ``LINEAR_LUMA`` luminance alone."""
+    a = np.array([1.0, -1.0, 0.0])
+    a -= LINEAR_LUMA * (a @ LINEAR_LUMA) / (LINEAR_LUMA @ LINEAR_LUMA)
+    a /= np.linalg.norm(a)
+    b = np.cross(LINEAR_LUMA, a)
+    return np.stack([a, b / np.linalg.norm(b)])
+
+
+CHROMA = _chroma_basis()
+
+
+def tint_rgb(chroma: float, hue: float) -> np.ndarray:
+    """A light colour: linear RGB multipliers with luminance 1, ``chroma`` from white towards the
+    hue angle ``hue`` (degrees); clipped at 0 (a saturated tint loses a little luminance)."""
+    h = np.deg2rad(hue)
+    t = 1.0 + chroma * (np.cos(h) * CHROMA[0] + np.sin(h) * CHROMA[1])
+    return np.maximum(t, 0.0)
 
 
 def random_light(rng: np.random.Generator, p: RelightParams) -> dict[str, float]:
-    """One light drawn from ``p`` (always four draws, in this order, so streams stay aligned)."""
+    """One lighting drawn from ``p``. Always the same 14 draws in the same order, whatever the
+    params (a light that is off still draws), so streams stay aligned across settings."""
+    u = rng.uniform(size=14)
+
+    def between(x: float, r: tuple[float, float]) -> float:
+        return float(r[0] + x * (r[1] - r[0]))
+
+    def azimuth(x: float) -> float:
+        # the sign and the size from one draw: 2x - 1 in [-1, 1] (lo = 0: uniform in +-hi)
+        t = 2 * x - 1
+        return float(np.sign(t) * between(abs(t), p.azimuth))
+
+    second = u[9] < p.second
     return {
-        "azimuth": float(rng.uniform(-p.azimuth, p.azimuth)),
-        "elevation": float(rng.uniform(-p.elevation, p.elevation)),
-        "ambient": float(rng.uniform(*p.ambient)),
-        "exposure": float(rng.uniform(*p.exposure)),
+        "azimuth": azimuth(u[0]),
+        "elevation": between(u[1], p.elevation),
+        "ambient": between(u[2], p.ambient),
+        "exposure": between(u[3], p.exposure),
+        "penumbra": between(u[4], p.penumbra),
+        "tint": float(p.tint * u[5]),
+        "hue": float(360 * u[6]),
+        "specular": between(u[7], p.specular),
+        "shininess": float(p.shininess),
+        "second": between(u[8], p.second_strength) if second else 0.0,
+        "second_azimuth": azimuth(u[10]),
+        "second_elevation": between(u[11], p.elevation),
+        "second_tint": float(p.tint * u[12]),
+        "second_hue": float(360 * u[13]),
     }
+
+
+# The keys of a ``random_light`` dict, in its order (the pairs index's ``light`` struct).
+LIGHT_FIELDS = (
+    "azimuth",
+    "elevation",
+    "ambient",
+    "exposure",
+    "penumbra",
+    "tint",
+    "hue",
+    "specular",
+    "shininess",
+    "second",
+    "second_azimuth",
+    "second_elevation",
+    "second_tint",
+    "second_hue",
+)
 
 
 def light_direction(azimuth: float, elevation: float) -> np.ndarray:
@@ -172,12 +270,21 @@ def _cast_visibility(
     return vis
 
 
-def _shade(
-    fit: morphable.Fit, size: int, light: dict[str, float], shadows: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``shading`` plus the cast-shadow visibility (size x size; 1 outside the face and where
-    the face turns away from the light: those are dark already, not shadowed)."""
-    ldir = light_direction(light["azimuth"], light["elevation"])
+@dataclass(frozen=True)
+class Geometry:
+    """What every light of one fit and size shares: the mesh's normals (mesh pixels; the proxy
+    field elsewhere), the mesh-to-proxy blend weight and what the shadow maps need."""
+
+    pts: np.ndarray  # V x 3 screen points (x right, y down, z to the camera; pixels)
+    tris: np.ndarray
+    mask: np.ndarray  # size x size, pixels the mesh covers
+    depth: np.ndarray  # size x size, the mesh's screen z (where ``mask``)
+    normals: np.ndarray  # size x size x 3, the mesh's (mouth slit: the proxy's)
+    proxy: np.ndarray  # size x size x 3, the proxy field (see _proxy_normals)
+    weight: np.ndarray  # size x size, 1 inside the face, fading to 0 across its outline
+
+
+def face_geometry(fit: morphable.Fit, size: int) -> Geometry:
     # eos hands out lists of small vectors: convert them once
     v = np.asarray(fit.mesh.vertices, np.float64)
     tris = np.asarray(fit.mesh.tvi, np.int64)
@@ -195,62 +302,132 @@ def _shade(
     # the mouth slit takes the normals spread from the lips round it (the proxy field), so the
     # face is one piece and the feathering below need not stop there
     normals[face & ~mask] = proxy[face & ~mask]
-    cos_mesh = np.maximum(normals @ ldir, 0)
+    # mesh shading inside, fading into the proxy over a thin band along the mesh's outline
+    dist = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
+    t = np.clip(dist / max(FEATHER * size, 1.0), 0, 1)
+    return Geometry(pts, tris, mask, inter[..., 3], normals, proxy, t * t * (3 - 2 * t))
+
+
+def _visibility(g: Geometry, ldir: np.ndarray, cos_mesh: np.ndarray, penumbra: float) -> np.ndarray:
+    """Cast-shadow visibility of one light (size x size; 1 outside the face and where the face
+    turns away from the light: those are dark already, not shadowed), blurred by ``penumbra``
+    image sizes (at least ``MIN_PENUMBRA_PX``)."""
+    size = g.mask.shape[0]
     vis = np.ones((size, size))
     # only surfaces facing the light can have a cast shadow; the rest is dark anyway
-    facing = mask & (cos_mesh > 0)
-    if shadows and facing.any():
+    facing = g.mask & (cos_mesh > 0)
+    if facing.any():
         ys, xs = np.nonzero(facing)
         # (x, -y, z): image rows point down, the light frame wants camera axes (y up)
         flip = np.array([1.0, -1.0, 1.0])
         vis[facing] = _cast_visibility(
-            pts * flip, tris, np.c_[xs, ys, inter[facing][:, 3]] * flip, cos_mesh[facing], ldir
+            g.pts * flip, g.tris, np.c_[xs, ys, g.depth[facing]] * flip, cos_mesh[facing], ldir
         )
-        # a little blur hides the shadow map's texel steps
-        vis = cv2.GaussianBlur(vis, (0, 0), max(0.6, size / 256))
-    cos_proxy = np.maximum(proxy @ ldir, 0)
-    # mesh shading inside, fading into the proxy over a thin band along the mesh's outline
-    dist = cv2.distanceTransform(face.astype(np.uint8), cv2.DIST_L2, 3)
-    t = np.clip(dist / max(FEATHER * size, 1.0), 0, 1)
-    weight = t * t * (3 - 2 * t)
-    direct = weight * cos_mesh * vis + (1 - weight) * cos_proxy
-    a = light["ambient"]
-    shade = light["exposure"] * (a + (1 - a) * direct)
-    return shade.astype(np.float32), mask, vis
+        vis = cv2.GaussianBlur(vis, (0, 0), max(MIN_PENUMBRA_PX, penumbra * size))
+    return vis
+
+
+@dataclass(frozen=True)
+class LightMaps:
+    """One lighting of one face, in linear light (size x size [x 3])."""
+
+    gain: np.ndarray  # x 3: multiplies the albedo (exposure and ambient included)
+    highlight: np.ndarray  # x 3: added (the specular term)
+    mask: np.ndarray  # the pixels the mesh covers
+    visibility: np.ndarray  # the key light's cast-shadow visibility
+
+
+def light_maps(
+    fit: morphable.Fit,
+    size: int,
+    light: dict[str, float],
+    shadows: bool,
+    geometry: Geometry | None = None,
+) -> LightMaps:
+    """The gain and highlight maps of ``light`` (a ``random_light`` dict; keys it lacks mean
+    white, no penumbra, no highlight, no second light) for the fit's image resized to ``size``.
+    ``geometry``: ``face_geometry(fit, size)``, when several lights share it."""
+    g = geometry if geometry is not None else face_geometry(fit, size)
+    lights = [("", 1.0)]
+    if light.get("second", 0.0) > 0:
+        lights.append(("second_", light["second"]))
+    diffuse = np.zeros((size, size, 3))
+    highlight = np.zeros((size, size, 3))
+    key_vis = np.ones((size, size))
+    spec = light.get("specular", 0.0)
+    view = np.array([0.0, 0.0, 1.0])
+    for prefix, strength in lights:
+        ldir = light_direction(light[prefix + "azimuth"], light[prefix + "elevation"])
+        colour = tint_rgb(light.get(prefix + "tint", 0.0), light.get(prefix + "hue", 0.0))
+        cos_mesh = np.maximum(g.normals @ ldir, 0)
+        vis = _visibility(g, ldir, cos_mesh, light.get("penumbra", 0.0)) if shadows else 1.0
+        if not prefix:
+            key_vis = key_vis * vis
+        direct = g.weight * cos_mesh * vis + (1 - g.weight) * np.maximum(g.proxy @ ldir, 0)
+        diffuse += strength * direct[..., None] * colour
+        if spec > 0:
+            half = (ldir + view) / np.linalg.norm(ldir + view)
+            # only where the surface faces the light, and only on the face (the proxy's
+            # normals are a guess: a highlight there would be a painted one)
+            lobe = np.maximum(g.normals @ half, 0) ** light.get("shininess", 16.0)
+            lobe = g.weight * lobe * (cos_mesh > 0) * vis
+            highlight += strength * spec * lobe[..., None] * colour
+    a, e = light["ambient"], light["exposure"]
+    gain = e * (a + (1 - a) * diffuse)
+    return LightMaps(
+        gain.astype(np.float32), (e * (1 - a) * highlight).astype(np.float32), g.mask, key_vis
+    )
 
 
 def shading(
     fit: morphable.Fit, size: int, light: dict[str, float], shadows: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Linear-light gain per pixel (exposure and ambient included) for the fit's image resized
-    to ``size`` x ``size``, and the pixels the mesh covers."""
-    shade, mask, _ = _shade(fit, size, light, shadows)
-    return shade, mask
+    """Linear-light gain per pixel and channel (size x size x 3; exposure and ambient included)
+    for the fit's image resized to ``size`` x ``size``, and the pixels the mesh covers."""
+    m = light_maps(fit, size, light, shadows)
+    return m.gain, m.mask
 
 
 _TO_LINEAR = ((np.arange(256) / 255.0) ** GAMMA).astype(np.float32)
 
 
-def apply_shading(image: np.ndarray, shade: np.ndarray) -> np.ndarray:
-    """``image`` (uint8, sRGB-ish) multiplied by ``shade`` in linear light, back to uint8."""
-    linear = _TO_LINEAR[image] * shade[..., None]
+def apply_shading(
+    image: np.ndarray, shade: np.ndarray, highlight: np.ndarray | None = None
+) -> np.ndarray:
+    """``image`` (uint8, sRGB-ish) multiplied by ``shade`` (H x W or H x W x 3) in linear light,
+    plus ``highlight`` (H x W x 3, linear), back to uint8."""
+    shade = shade if shade.ndim == 3 else shade[..., None]
+    linear = _TO_LINEAR[image] * shade
+    if highlight is not None:
+        linear = linear + highlight
     return np.clip(np.power(linear, 1 / GAMMA) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def relight(
-    image: np.ndarray, fit: morphable.Fit, rng: np.random.Generator, p: RelightParams
+def relight_with(
+    image: np.ndarray,
+    fit: morphable.Fit,
+    light: dict[str, float],
+    shadows: bool,
+    geometry: Geometry | None = None,
 ) -> tuple[np.ndarray, dict[str, float]]:
-    """``image`` (S x S x 3 uint8; the fit may be for another size of the same crop) under a
-    random light drawn from ``p``; metadata: the light and ``shadow_fraction``, the share of face
-    pixels facing the light but hidden from it by the face itself."""
+    """``image`` (S x S x 3 uint8; the fit may be for another size of the same crop) under
+    ``light``; metadata: the light and ``shadow_fraction``, the share of face pixels facing the
+    key light but hidden from it by the face itself. Replays a recorded light exactly.
+    ``geometry``: ``face_geometry(fit, image side)``, to relight one face many times."""
     h, w = image.shape[:2]
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or h != w:
         raise ValueError(
             f"relight needs a square H x W x 3 uint8 image, got {image.shape} {image.dtype}"
         )
-    light = random_light(rng, p)
-    shade, mask, vis = _shade(fit, w, light, p.shadows)
-    out = apply_shading(image, shade)
-    shadowed = mask & (vis < 0.5)
-    frac = float(shadowed.sum() / max(mask.sum(), 1))
+    m = light_maps(fit, w, light, shadows, geometry)
+    out = apply_shading(image, m.gain, m.highlight)
+    shadowed = m.mask & (m.visibility < 0.5)
+    frac = float(shadowed.sum() / max(m.mask.sum(), 1))
     return out, {**light, "shadow_fraction": frac}
+
+
+def relight(
+    image: np.ndarray, fit: morphable.Fit, rng: np.random.Generator, p: RelightParams
+) -> tuple[np.ndarray, dict[str, float]]:
+    """``image`` under a random light drawn from ``p`` (see ``relight_with``)."""
+    return relight_with(image, fit, random_light(rng, p), p.shadows)

@@ -94,6 +94,9 @@ class RainParams(ParamGroup):
     vae_steps: int = 3000
     vae_batch: int = 64
     vae_lr: float = 1e-3
+    # phase 1b (shading output, layout head, a pool of relit train faces): the layout head
+    # regressed alone onto each relit face's coarse log-gain (0: skipped; not in the paper)
+    layout_steps: int = 0
     steps: int = 300
     batch: int = 4
     lr: float = 5e-4
@@ -133,6 +136,8 @@ class RainParams(ParamGroup):
             raise ValueError(
                 "rain.steps, batch, vae_steps, vae_batch, log_every, lr and vae_lr must be positive"
             )
+        if self.layout_steps < 0:
+            raise ValueError(f"rain.layout_steps must be >= 0, not {self.layout_steps}")
         if self.style_per_face < 1:
             raise ValueError("rain.style_per_face must be >= 1")
         if min(asdict(self.weights).values()) < 0:
@@ -314,6 +319,16 @@ class RaIN(nn.Module):
             return (rgb * self.log_gain(feat).exp()).clamp(0, 1)
         out = self.decode(feat, rgb)
         return recolour(rgb, out) if self.config.luminance_only else out.clamp(0, 1)
+
+
+def log_gain_grid(ui: torch.Tensor, relit: torch.Tensor, grid: int) -> torch.Tensor:
+    """The light a relit face carries, as the layout head paints it: the log of its luminance
+    over the UI face's, clamped to ``LOG_GAIN`` and averaged over a ``grid`` x ``grid`` layout
+    (B x 3 x H x W in [0, 1] -> B x 1 x grid x grid). A floor of 2% grey keeps black
+    background pixels from deciding a cell."""
+    floor = 0.02
+    g = (to_luma(relit).clamp_min(0) + floor).log() - (to_luma(ui).clamp_min(0) + floor).log()
+    return F.adaptive_avg_pool2d(g.clamp(*LOG_GAIN), grid)
 
 
 def vae_losses(model: RaIN, s: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:

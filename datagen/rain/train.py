@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from datagen import rain
@@ -77,6 +78,9 @@ def train(
     vae_seconds = time.perf_counter() - t1
     model.vae.requires_grad_(False)
     t1 = time.perf_counter()
+    layout_history = fit_layout(model, content, pool, s_std, p, g, device, live, progress)
+    layout_seconds = time.perf_counter() - t1
+    t1 = time.perf_counter()
     history = fit_decoder(
         model, c_feat, content, pool, s_std, s_layers, scales, p, g, device, live, progress
     )
@@ -92,9 +96,15 @@ def train(
         "device": str(device),
         "encode_seconds": round(encode_seconds, 2),
         "vae_seconds": round(vae_seconds, 2),
+        "layout_seconds": round(layout_seconds, 2),
         "train_seconds": round(train_seconds, 2),
         "steps_per_second": round(p.steps / max(train_seconds, 1e-9), 3),
         "vae_losses": {k: round(v, 5) for k, v in vae_history[-1].items() if k != "step"},
+        "layout_losses": (
+            {k: round(v, 5) for k, v in layout_history[-1].items() if k != "step"}
+            if layout_history
+            else None
+        ),
         "final_losses": {k: round(v, 5) for k, v in history[-1].items() if k != "step"},
         "first_losses": {k: round(v, 5) for k, v in history[0].items() if k != "step"},
     }
@@ -120,6 +130,49 @@ def fit_vae(
         noise = torch.randn(p.vae_batch, p.model.latent, generator=g).to(device)
         terms = rain.vae_losses(model, s_std[si].to(device), noise)
         log.add(step, optimiser_step(opt, terms, asdict(p.weights)), step + 1 == p.vae_steps)
+    return log.history
+
+
+def fit_layout(
+    model: rain.RaIN,
+    content: np.ndarray,
+    pool: StylePool,
+    s_std: torch.Tensor,
+    p: rain.RainParams,
+    g: torch.Generator,
+    device: torch.device,
+    live: Any,
+    progress: bool,
+) -> list[dict[str, float]]:
+    """Phase 1b (``rain.layout_steps``; shading output with a layout head and a pool of relit
+    train faces only): the layout head alone learns, from the statistics the fixed VAE
+    reconstructs (with posterior noise, as sampling draws them), the coarse log-gain that each
+    pool image's light laid over its UI face (``log_gain_grid``). Why: the decoder's own terms
+    reach the layout head through the convolutional decoder, and in a CPU run's few hundred
+    steps it learnt to lay half of the light's left-right asymmetry over a face (README,
+    RaIN quality). A regression onto known targets takes seconds. The decoder phase then
+    trains it further with everything else."""
+    pairs = pool.content_index
+    if not p.layout_steps or model.decoder.layout is None or pairs is None:
+        return []
+    grid = model.config.layout_grid
+    targets = []
+    for i in range(0, len(pool.images), 64):
+        idx = np.arange(i, min(i + 64, len(pool.images)))
+        ui = rain.to_tensor(content[pairs[idx]])
+        targets.append(rain.log_gain_grid(ui, rain.to_tensor(pool.images[idx]), grid))
+    target = torch.cat(targets).flatten(1)
+    head = model.decoder.layout
+    opt = torch.optim.Adam(head.parameters(), lr=p.vae_lr)
+    bar = tqdm(range(p.layout_steps), desc="rain_train layout", disable=not progress)
+    log = LossLogger("layout", max(p.log_every, p.layout_steps // 100), live, bar)
+    for step in bar:
+        si = torch.randint(len(s_std), (p.vae_batch,), generator=g)
+        noise = torch.randn(p.vae_batch, p.model.latent, generator=g).to(device)
+        with torch.no_grad():
+            s_hat = model.vae(s_std[si].to(device), noise)[0]
+        terms = {"layout": F.mse_loss(head(s_hat), target[si].to(device))}
+        log.add(step, optimiser_step(opt, terms, {"layout": 1.0}), step + 1 == p.layout_steps)
     return log.history
 
 

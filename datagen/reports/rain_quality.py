@@ -16,9 +16,10 @@ person) is resized to the checkpoint's training size and turned into four sets o
   (the exposure range of ``datagen.face3d.relight``, widened to 1). It has no direction by design:
   what RaIN should add over it is exactly the directional, shadowed light. Drawn from ``--seed``
   and the face id, so it does not depend on ``--limit`` or the order;
-- **physical**: ``--k`` relit versions per face by ``datagen.face3d.relight`` with the default
-  ``RelightParams`` (Lambertian shading of the face's eos fit plus cast shadows; needs
-  ``--fits``: without them this set is left out, and the output says so);
+- **physical**: ``--k`` relit versions per face by ``datagen.face3d.relight`` with the
+  ``relight`` group of ``--params`` (params.yaml), changed by ``--relight '{key: value, ...}'``
+  (shading of the face's eos fit, cast shadows, ...; needs ``--fits``: without them this set is
+  left out, and the output says so);
 - **UI**: the faces unchanged (one per face), as a reference.
 
 Realism (table 1). Every set, and the real NI pool ``--real`` (default: Extended Yale B, cropped;
@@ -90,18 +91,22 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from scipy import linalg
 from scipy.stats import wasserstein_distance
 from tqdm import tqdm
 
 from datagen import rain
 from datagen.core.images import square_resize, tile_grid, write_png
+from datagen.core.params import group, load_params
 from datagen.core.seeding import key_int
 from datagen.core.tables import format_table
 from datagen.face.identity import SAME_PERSON
+from datagen.face3d.relight import RelightParams
 from datagen.rain.pool import StylePool, folder_pool
 from models.archs import vgg
 from models.archs.adain import channel_stats
+from models.eval import yale
 from models.train.device import pick_device
 
 CENTRE = (0.25, 0.75)  # the central box, as fractions of the image side (x and y)
@@ -113,6 +118,7 @@ LABELS = {
     "naive": "naive (gamma, gain)",
     "physical": "physical (relight)",
     "ui": "UI (unchanged)",
+    "real": "Yale B (the real pool)",
     "real_halves": "Yale B: half vs half",
     "real_subjects": "Yale B, per subject",
 }
@@ -191,22 +197,33 @@ def rain_set(
 
 
 def physical_set(
-    faces: list[HeldOutFace], fits_dir: Path, k: int, seed: int, progress: bool = True
+    faces: list[HeldOutFace],
+    fits_dir: Path,
+    k: int,
+    seed: int,
+    p: RelightParams | None = None,
+    progress: bool = True,
 ) -> dict[str, list[np.ndarray]]:
-    """Relit versions of the faces that have a fit, by face id (default ``RelightParams``)."""
+    """Relit versions of the faces that have a fit, by face id (``p``: default
+    ``RelightParams``)."""
     from datagen.face3d import morphable
-    from datagen.face3d.relight import RelightParams, relight
+    from datagen.face3d.relight import face_geometry, random_light, relight_with
 
     fits = morphable.load_fits(fits_dir)
-    p = RelightParams()
+    p = p or RelightParams()
     out = {}
     for f in tqdm(faces, desc="physical", leave=False, disable=not progress):
         if f.face_id not in fits:
             continue
         fit = morphable.fit_from_record(fits[f.face_id])
+        geometry = face_geometry(fit, f.image.shape[0])
         out[f.face_id] = [
-            relight(
-                f.image, fit, np.random.default_rng([seed, key_int(f"physical/{f.face_id}"), j]), p
+            relight_with(
+                f.image,
+                fit,
+                random_light(np.random.default_rng([seed, key_int(f"physical/{f.face_id}"), j]), p),
+                p.shadows,
+                geometry,
             )[0]
             for j in range(k)
         ]
@@ -406,6 +423,42 @@ def diversity(groups: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     }
 
 
+def share_over(values: np.ndarray, threshold: float) -> float:
+    """Share of ``values`` whose magnitude exceeds ``threshold`` (NaN for none)."""
+    v = np.abs(np.asarray(values, np.float64))
+    return float((v > threshold).mean()) if len(v) else float("nan")
+
+
+def asymmetry_section(
+    measured: dict[str, Measured], real: Measured, real_bins: Sequence[str | None]
+) -> dict[str, Any]:
+    """How many images of each set are really side-lit (see the module docstring): the share
+    whose |L-R| (|T-B|) exceeds the real pool's median |L-R| (|T-B|), and the share whose |L-R|
+    exceeds the median |L-R| of each azimuth bin of the real pool (``real_bins``: each real
+    image's bin label, None where its file name gives no azimuth)."""
+    labels = [b for b in dict.fromkeys(real_bins) if b is not None]
+    order = sorted(labels, key=lambda b: float(b.split("-")[0]))
+    bins = np.asarray([b or "" for b in real_bins])
+    medians = {b: float(np.median(np.abs(real.lr[bins == b]))) for b in order}
+    lr_median = float(np.median(np.abs(real.lr)))
+    tb_median = float(np.median(np.abs(real.tb)))
+    out: dict[str, Any] = {
+        "real_median_abs_lr": lr_median,
+        "real_median_abs_tb": tb_median,
+        "bin_median_abs_lr": medians,
+        "bin_images": {b: int((bins == b).sum()) for b in order},
+        "sets": {},
+    }
+    for name, m in {**measured, "real": real}.items():
+        out["sets"][name] = {
+            "images": len(m.lr),
+            "lr_over_median": share_over(m.lr, lr_median),
+            "tb_over_median": share_over(m.tb, tb_median),
+            "lr_over_bin_median": {b: share_over(m.lr, t) for b, t in medians.items()},
+        }
+    return out
+
+
 # ---------------------------------------------------------------- identity
 
 
@@ -560,6 +613,32 @@ def _f(v: Any, fmt: str) -> str:
     return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else format(v, fmt)
 
 
+def asymmetry_table(a: dict[str, Any], markdown: bool) -> str:
+    bins = list(a["bin_median_abs_lr"])
+    rows = [
+        [
+            LABELS[name],
+            str(v["images"]),
+            _f(100 * v["lr_over_median"], ".0f"),
+            _f(100 * v["tb_over_median"], ".0f"),
+            *(_f(100 * v["lr_over_bin_median"][b], ".0f") for b in bins),
+        ]
+        for name, v in a["sets"].items()
+    ]
+    head = [
+        "set",
+        "images",
+        f"% |L-R| > {a['real_median_abs_lr']:.2f}",
+        f"% |T-B| > {a['real_median_abs_tb']:.2f}",
+        *(f"% |L-R| > {a['bin_median_abs_lr'][b]:.2f} (az {b})" for b in bins),
+    ]
+    return (
+        "Side-lit shares: images whose |asymmetry| exceeds the real pool's median, overall and "
+        "that of each real azimuth bin (|azimuth|, degrees)\n\n"
+        + format_table(head, rows, markdown)
+    )
+
+
 def tables(r: dict[str, Any], markdown: bool) -> str:
     parts = []
     if "realism" in r:
@@ -599,6 +678,8 @@ def tables(r: dict[str, Any], markdown: bool) -> str:
                 markdown,
             )
         )
+    if "realism" in r and "asymmetry" in r["realism"]:
+        parts.append(asymmetry_table(r["realism"]["asymmetry"], markdown))
     if "identity" in r:
         rows = []
         for key, label in (
@@ -690,6 +771,7 @@ def make_sets(
     seed: int,
     batch: int = 16,
     progress: bool = True,
+    relight_p: RelightParams | None = None,
 ) -> tuple[dict[str, dict[str, list[np.ndarray]]], list[str]]:
     """The NI sets (RaIN, naive and, with fits, physical): per set, face id -> its k images;
     and notes on what is missing."""
@@ -702,7 +784,7 @@ def make_sets(
     if fits_dir is None:
         notes.append("no --fits folder: the physical set is left out")
     else:
-        sets["physical"] = physical_set(faces, fits_dir, k, seed, progress)
+        sets["physical"] = physical_set(faces, fits_dir, k, seed, relight_p, progress)
         if missing := len(faces) - len(sets["physical"]):
             notes.append(f"{missing} test face(s) have no fit and no physical relights")
     return sets, notes
@@ -734,14 +816,17 @@ def realism_and_diversity(
 
     rows: dict[str, Any] = {}
     div: dict[str, Any] = {}
+    kept: dict[str, Measured] = {}
     for name, by_face in sets.items():
         m, lum = measured([im for ims in by_face.values() for im in ims])
+        kept[name] = m
         rows[name] = realism_row(m, real)
         ends = np.cumsum([0, *(len(ims) for ims in by_face.values())])
         div[name] = diversity(
             [(m.features[i:j], lum[i:j]) for i, j in zip(ends[:-1], ends[1:], strict=True)]
         )
-    rows["ui"] = realism_row(measured([f.image for f in faces])[0], real)
+    kept["ui"] = measured([f.image for f in faces])[0]
+    rows["ui"] = realism_row(kept["ui"], real)
 
     notes = []
     subjects = [Path(s).parent.name for s in pool.sources]
@@ -753,11 +838,19 @@ def realism_and_diversity(
     div["real_subjects"] = diversity(
         [(real.features[idx], real_lum[idx]) for idx in by_subject(subjects)]
     )
+    names = [yale.parse_name(Path(s).name) for s in pool.sources]
+    real_bins = [None if n is None else yale.azimuth_bin(n.azimuth) for n in names]
+    if all(b is None for b in real_bins):
+        notes.append(
+            "no real file name gives a light azimuth (<subject>_P00A<az>E<el>): the "
+            "side-lit shares have no per-bin columns"
+        )
     realism = {
         "real_images": len(pool.images),
         "real_subjects": len(set(subjects)),
         "pca": {"dims": int(pca.components.shape[0]), "explained": pca.explained},
         "sets": rows,
+        "asymmetry": asymmetry_section(kept, real, real_bins),
     }
     return realism, div, notes
 
@@ -773,10 +866,11 @@ def quality(
     dims: int,
     batch: int = 16,
     progress: bool = True,
+    relight_p: RelightParams | None = None,
 ) -> dict[str, Any]:
     """Sections realism, identity and diversity for ``faces`` (``everyone``: all test faces,
     the identity references), and notes."""
-    sets, notes = make_sets(model, faces, fits_dir, k, seed, batch, progress)
+    sets, notes = make_sets(model, faces, fits_dir, k, seed, batch, progress, relight_p)
     realism, div, more = realism_and_diversity(model.encoder, sets, faces, pool, dims, progress)
     return {
         "realism": realism,
@@ -803,6 +897,16 @@ def grid_rows(
     return rows
 
 
+def relight_params(params_file: Path, override: str) -> RelightParams:
+    """The ``relight`` group of ``params_file`` (every default when the file is missing), with
+    the keys of ``override`` (a YAML mapping) replaced."""
+    base = group(load_params(params_file), "relight") if params_file.is_file() else {}
+    extra = yaml.safe_load(override) if override.strip() else {}
+    if not isinstance(extra, dict):
+        raise ValueError(f"--relight must be a YAML mapping of relight keys, got {override!r}")
+    return RelightParams.from_params({**base, **extra})
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="python -m datagen.reports.rain_quality",
@@ -818,6 +922,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--real",
         default="../shared/data/yale-b-cropped",
         help="folder of real non-uniformly lit faces, searched recursively; a subject per folder",
+    )
+    ap.add_argument(
+        "--params", default="params.yaml", help="its relight group makes the physical set"
+    )
+    ap.add_argument(
+        "--relight",
+        default="",
+        help="relight keys over --params', as YAML, e.g. '{azimuth: 60, ambient: [0.1, 0.3]}'",
     )
     ap.add_argument("--k", type=int, default=10, help="samples per face and set (default 10)")
     ap.add_argument("--seed", type=int, default=0, help="latents and random draws (default 0)")
@@ -862,6 +974,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     progress = not args.no_progress
     try:
+        relight_p = relight_params(Path(args.params), args.relight)
+    except (ValueError, KeyError, yaml.YAMLError) as e:
+        print(f"rain_quality: relight params: {e}", file=sys.stderr)
+        return 2
+    try:
         checkpoint = rain.checkpoint_file(args.checkpoint)
         sha = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
         model = rain.load(checkpoint, pick_device(args.device))
@@ -884,6 +1001,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "real": str(real_dir),
             "centre_box": CENTRE,
             "naive": {"gamma": NAIVE_GAMMA, "gain": NAIVE_GAIN},
+            "relight": relight_p.outputs(),
         },
         "notes": [],
     }
@@ -904,7 +1022,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         t = time.perf_counter()
         q = quality(
-            model, faces, everyone, pool, fits, args.k, args.seed, args.dims, args.batch, progress
+            model,
+            faces,
+            everyone,
+            pool,
+            fits,
+            args.k,
+            args.seed,
+            args.dims,
+            args.batch,
+            progress,
+            relight_p,
         )
         result["notes"].extend(q.pop("notes"))
         sets = q.pop("sets")

@@ -17,6 +17,7 @@ from datagen.core.pairs import (
     FaceImages,
     FaceRef,
     face_refs,
+    fit_rejects,
     pair_meta,
     shard_checksums,
 )
@@ -159,22 +160,6 @@ def process_face(item: tuple[FaceRef, dict[str, str] | None]) -> ItemResult:
     except morphable.FitRejected as e:
         return ItemResult(rejects=[{"source": ref.face_id, "reason": e.reason, "detail": e.detail}])
     return ItemResult(samples=pairs)
-
-
-def fit_rejects(fits_dir: Path) -> dict[str, dict[str, str]]:
-    """Faces the fits stage rejected, as this stage's reject records."""
-    import polars as pl
-
-    path = Path(fits_dir) / "rejects.parquet"
-    if not path.is_file():
-        return {}
-    out = {}
-    for r in pl.read_parquet(path).iter_rows(named=True):
-        out[r["source"]] = {
-            "reason": f"no fit: {r.get('reason', '')}",
-            "detail": r.get("detail", "") or "",
-        }
-    return out
 
 
 def build_pairs_pose(

@@ -1,4 +1,5 @@
-"""The illumination pairs stage (CPGAN): k RaIN relightings per face, degraded, with a guide."""
+"""The illumination pairs stage (CPGAN): k relightings per face (RaIN, physical or a mix),
+degraded, with a guide."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ import pytest
 from datagen import rain
 from datagen.core.pairs import face_refs
 from datagen.core.shards import ShardDataset, verify
-from datagen.stages.pairs_illumination import build_pairs_illumination, guide_candidates
-from tests.helpers import small_faces
+from datagen.face3d import morphable
+from datagen.face3d.relight import LIGHT_FIELDS, relight_with
+from datagen.stages.pairs_illumination import (
+    IlluminationParams,
+    build_pairs_illumination,
+    guide_candidates,
+)
+from tests.helpers import small_faces, small_fits
 
 SHARDS = {"encoding": "delta-zstd", "samples_per_shard": 12}
 
@@ -20,9 +27,16 @@ def faces(tmp_path_factory):
     return small_faces(tmp_path_factory, ("001", "002", "003", "004", "005"), 0.4, SHARDS)
 
 
-def build(faces, out, ckpt, **kw):
+@pytest.fixture(scope="module")
+def fits(faces, tmp_path_factory):
+    return small_fits(tmp_path_factory, faces, SHARDS)
+
+
+def build(faces, out, ckpt, fits=None, relight=None, **kw):
     params = {"k": 3, "checkpoint": str(ckpt), "device": "cpu", **kw}
-    return build_pairs_illumination(faces, out, params, {}, SHARDS, seed=0, progress=False)
+    return build_pairs_illumination(
+        faces, out, params, {}, SHARDS, 0, relight, fits, progress=False
+    )
 
 
 def test_k_pairs_per_face_with_a_guide_of_another_person(faces, tiny_rain, tmp_path):
@@ -103,3 +117,80 @@ def test_a_lone_face_in_its_split_is_a_reject(faces):
     assert [r.face_id for r in guide_candidates(same_person, lone)] == [
         r.face_id for r in same_person if r.face_id != lone.face_id
     ]
+
+
+def test_every_pair_replays_from_its_recorded_source(faces, fits, tiny_rain, tmp_path):
+    """A mix: each pair says where its NI face came from and with what (latent or light), and
+    that record alone remakes the image, byte for byte."""
+    import torch
+
+    ckpt, model, _ = tiny_rain
+    out = tmp_path / "mix"
+    # a strong, varied light, so a wrong replay could not pass by accident
+    relight = {"azimuth": [0, 120], "ambient": [0.0, 0.1], "tint": 0.2, "second": 0.5}
+    summary = build(faces, out, ckpt, fits, relight, k=4, source="mix", mix=0.5)
+    index = pl.read_parquet(out / "index.parquet")
+    assert summary["source"] == "mix" and summary["pairs"] == index.height
+    counts = dict(index.group_by("source").len().iter_rows())
+    assert counts.get("rain", 0) > 0 and counts.get("physical", 0) > 0
+    assert set(index.schema["light"].to_schema()) == {*LIGHT_FIELDS, "shadow_fraction"}
+    physical = index.filter(pl.col("source") == "physical")
+    assert physical["z"].null_count() == physical.height
+    assert physical["rain_checkpoint"].null_count() == physical.height
+    assert index.filter(pl.col("source") == "rain")["light"].null_count() == counts["rain"]
+    # polars answers questions about the lights from the index alone
+    assert physical.select(pl.col("light").struct.field("azimuth").abs().max()).item() <= 120
+
+    fitted = morphable.load_fits(fits)
+    ds = ShardDataset(out, images=["hr", "hr_ni"])
+    for i, row in enumerate(index.iter_rows(named=True)):
+        s = ds[i]
+        hr = s["hr"].permute(1, 2, 0).numpy()
+        if row["source"] == "physical":
+            light = {k: row["light"][k] for k in LIGHT_FIELDS}
+            fit = morphable.fit_from_record(fitted[row["face_id"]])
+            again = relight_with(hr, fit, light, True)[0]
+        else:
+            z = torch.from_numpy(np.asarray(row["z"], np.float32)[None])
+            again = rain.relight_face(model, hr, z)[0]
+        assert np.array_equal(again, s["hr_ni"].permute(1, 2, 0).numpy()), row["pair_id"]
+    assert verify(out) == []
+
+
+def test_source_physical_needs_no_rain_latent_and_rebuilds_on_new_lights(
+    faces, fits, tiny_rain, tmp_path
+):
+    ckpt, _, _ = tiny_rain
+    out = tmp_path / "phys"
+    build(faces, out, ckpt, fits, {"azimuth": [0, 60]}, source="physical")
+    index = pl.read_parquet(out / "index.parquet")
+    assert (index["source"] == "physical").all() and index["z"].null_count() == index.height
+    azimuths = index.select(pl.col("light").struct.field("azimuth"))
+    assert azimuths.to_series().abs().max() <= 60
+    # another light range is another dataset: every shard is rebuilt
+    before = {p.name: p.read_bytes() for p in out.glob("shard-*.parquet")}
+    build(faces, out, ckpt, fits, {"azimuth": [0, 30]}, source="physical")
+    after = {p.name: p.read_bytes() for p in out.glob("shard-*.parquet")}
+    assert before.keys() == after.keys() and all(before[k] != after[k] for k in before)
+    assert (
+        pl.read_parquet(out / "index.parquet")
+        .select(pl.col("light").struct.field("azimuth").abs().max())
+        .item()
+        <= 30
+    )
+
+
+def test_physical_source_without_fits_is_a_clear_error(faces, tiny_rain, tmp_path):
+    ckpt, _, _ = tiny_rain
+    with pytest.raises(FileNotFoundError, match="fits stage"):
+        build(faces, tmp_path / "x", ckpt, tmp_path / "nofits", source="physical")
+
+
+def test_source_params_are_checked():
+    assert IlluminationParams().source == "rain"
+    with pytest.raises(ValueError, match=r"illumination\.source must be one of"):
+        IlluminationParams.from_params({"source": "lamp"})
+    with pytest.raises(ValueError, match=r"illumination\.mix must be a share"):
+        IlluminationParams.from_params({"source": "mix", "mix": 1.5})
+    assert not IlluminationParams(source="mix", mix=0.0).uses_fits
+    assert not IlluminationParams(source="mix", mix=1.0).uses_rain
