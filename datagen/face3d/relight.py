@@ -44,13 +44,16 @@ class RelightParams(ParamGroup):
 
     GROUP = "relight"
     # |azimuth| in degrees [lo, hi], either side; + = from the image's right, > 90 = from behind
-    azimuth: tuple[float, float] = (0.0, 80.0)
-    elevation: tuple[float, float] = (-50.0, 50.0)  # degrees [lo, hi]; + = from above
-    ambient: tuple[float, float] = (0.05, 0.35)  # ambient share of the light
-    exposure: tuple[float, float] = (0.4, 0.9)  # linear gain; low: NI faces are darker
+    azimuth: tuple[float, float] = (40.0, 95.0)
+    elevation: tuple[float, float] = (-30.0, 55.0)  # degrees [lo, hi]; + = from above
+    ambient: tuple[float, float] = (0.008, 0.6)  # ambient share of the light
+    # how the ambient share is drawn: uniform in [lo, hi], or log (uniform in log: the key-to-fill
+    # ratio uniform in photographic stops)
+    ambient_scale: str = "log"
+    exposure: tuple[float, float] = (0.6, 1.4)  # linear gain
     shadows: bool = True  # cast shadows by shadow mapping the mesh along the light
-    penumbra: tuple[float, float] = (0.0, 0.0)  # shadow blur sd, image sizes (0: hard, 0.6 px)
-    tint: float = 0.0  # largest chroma of a light's colour (0: white), linear RGB
+    penumbra: tuple[float, float] = (0.0, 0.02)  # shadow blur sd, image sizes (0: hard, 0.6 px)
+    tint: float = 0.1  # largest chroma of a light's colour (0: white), linear RGB
     second: float = 0.0  # probability of a second light, drawn like the key light
     second_strength: tuple[float, float] = (0.2, 0.6)  # its intensity relative to the key
     specular: tuple[float, float] = (0.0, 0.0)  # Blinn-Phong highlight strength on the face
@@ -76,6 +79,14 @@ class RelightParams(ParamGroup):
                     f"relight.{k} must be [lo, hi] with 0 <= lo <= hi <= {top:g}, got "
                     f"{getattr(self, k)}"
                 )
+        if self.ambient_scale not in ("linear", "log"):
+            raise ValueError(
+                f"relight.ambient_scale must be linear or log, got {self.ambient_scale!r}"
+            )
+        if self.ambient_scale == "log" and self.ambient[0] <= 0:
+            raise ValueError(
+                f"relight.ambient_scale log needs relight.ambient lo > 0, got {self.ambient}"
+            )
         lo, hi = self.exposure
         if not 0 < lo <= hi:
             raise ValueError(
@@ -131,7 +142,11 @@ def random_light(rng: np.random.Generator, p: RelightParams) -> dict[str, float]
     return {
         "azimuth": azimuth(u[0]),
         "elevation": between(u[1], p.elevation),
-        "ambient": between(u[2], p.ambient),
+        "ambient": (
+            between(u[2], p.ambient)
+            if p.ambient_scale == "linear"
+            else float(np.exp(between(u[2], (np.log(p.ambient[0]), np.log(p.ambient[1])))))
+        ),
         "exposure": between(u[3], p.exposure),
         "penumbra": between(u[4], p.penumbra),
         "tint": float(p.tint * u[5]),

@@ -63,6 +63,10 @@ def load(
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{file} holds a RaIN config this code cannot read: {e}") from e
     model = RaIN(config, encoder)
+    # checkpoints from before the fitted prior sample from N(0, I), as they were trained to
+    defaults = model.state_dict()
+    for key in ("prior_mean", "prior_chol"):
+        tensors.setdefault(key, defaults[key])
     try:
         model.load_state_dict(tensors)
     except RuntimeError as e:

@@ -77,6 +77,9 @@ def train(
     vae_history = fit_vae(model, s_std, p, g, device, live, progress)
     vae_seconds = time.perf_counter() - t1
     model.vae.requires_grad_(False)
+    if p.prior == "posterior":
+        with torch.no_grad():
+            model.fit_prior(s_std.to(device))
     t1 = time.perf_counter()
     layout_history = fit_layout(model, content, pool, s_std, p, g, device, live, progress)
     layout_seconds = time.perf_counter() - t1

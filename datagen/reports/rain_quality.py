@@ -617,7 +617,7 @@ def asymmetry_table(a: dict[str, Any], markdown: bool) -> str:
     bins = list(a["bin_median_abs_lr"])
     rows = [
         [
-            LABELS[name],
+            LABELS.get(name, name),
             str(v["images"]),
             _f(100 * v["lr_over_median"], ".0f"),
             _f(100 * v["tb_over_median"], ".0f"),

@@ -216,6 +216,10 @@ def test_params_are_checked():
         rain.RainParams.from_params({"output": "gain"})
     with pytest.raises(ValueError, match="layout_grid needs rain.output: shading"):
         rain.RainParams.from_params({"output": "image", "layout_grid": 4})
+    with pytest.raises(ValueError, match="rain.prior must be one of"):
+        rain.RainParams.from_params({"prior": "uniform"})
+    with pytest.raises(ValueError, match="rain.layout_steps must be >= 0"):
+        rain.RainParams.from_params({"layout_steps": -1})
     p = rain.RainParams.from_params({"style_folders": ["a", "b"], "weights": {"kl": 0.1}})
     assert p.style_folders == ("a", "b") and p.weights.kl == 0.1 and p.weights.style == 10.0
 
@@ -295,3 +299,77 @@ def test_layout_grid_lays_its_gains_over_the_face():
     assert torch.allclose(gain[:16], torch.tensor(np.exp(-2.0)).float(), atol=1e-4)
     assert torch.allclose(gain[48:], torch.ones(16), atol=1e-4)
     assert bool((gain[16:48].diff() > 0).all())
+
+
+def lit_from(faces: np.ndarray, side: str) -> np.ndarray:
+    """The faces under a hard light from the image's ``side``: a steep left-right ramp."""
+    ramp = np.linspace(1.0, 0.15, faces.shape[2])
+    ramp = ramp if side == "left" else ramp[::-1]
+    return (faces * ramp[None, None, :, None]).round().astype(np.uint8)
+
+
+def left_right(images: np.ndarray) -> np.ndarray:
+    """(right - left) / (right + left) of each image's mean luminance halves."""
+    y = np.asarray(images, np.float64) @ np.asarray(rain.LUMA)
+    w = y.shape[2] // 2
+    left, right = y[:, :, :w].mean((1, 2)), y[:, :, w:].mean((1, 2))
+    return (right - left) / (right + left)
+
+
+def test_a_rain_trained_on_two_lights_samples_both_not_their_mean():
+    """The pool holds every face lit from the left and from the right, nothing in between. A
+    RaIN that averaged the modes would paint flat light; ours must sample both sides."""
+    from tests.helpers import TINY_RAIN
+
+    faces = bundled_faces(12, 64)
+    images = np.concatenate([lit_from(faces, "left"), lit_from(faces, "right")])
+    pool = rain_pool.StylePool(images, [], [], content_index=np.tile(np.arange(12), 2))
+    target = np.abs(left_right(images)).mean()
+    p = rain.RainParams.from_params(
+        {
+            **TINY_RAIN,
+            "layout_grid": 4,
+            "layout_steps": 300,
+            "prior": "posterior",
+            "vae_steps": 1500,
+        }
+    )
+    model, summary = rt.train(faces, pool, p, 0, torch.device("cpu"), progress=False)
+    assert summary["layout_losses"]["layout"] < 0.1
+    sides = []
+    for face in faces[:3]:
+        lr = left_right(np.stack(rain.relight_face(model, face, rain.latents(1, 24, 8))))
+        lr -= left_right(face[None])[0]  # the photo's own light is not the model's
+        sides.append(lr)
+        print(f"pool |L-R| {target:.3f}; samples: {np.round(np.sort(lr), 2)}")
+        assert (lr > 0.4 * target).mean() > 0.2 and (lr < -0.4 * target).mean() > 0.2
+    # few samples in the flat middle, where the mean of the two lights lies
+    assert (np.abs(np.concatenate(sides)) < 0.2 * target).mean() < 0.3
+
+
+def test_log_gain_grid_reads_back_a_known_light():
+    face = rain.to_tensor(bundled_faces(1, 64)).clamp_min(0.3)
+    gain = torch.linspace(-1.5, 0.5, 64).view(1, 1, 1, 64)  # log-gain rising to the right
+    grid = rain.log_gain_grid(face, face * gain.exp(), 4)
+    assert grid.shape == (1, 1, 4, 4)
+    want = gain.view(4, 16).mean(1)  # each column of cells: the mean of its 16 columns
+    # within 10%: the 2% floor pulls the darkest cells a little towards 0
+    assert torch.allclose(grid[0, 0], want.expand(4, 4), rtol=0.1, atol=0.02)
+
+
+def test_fit_prior_samples_the_pools_posteriors():
+    model = tiny_model("shading")
+    torch.manual_seed(1)
+    s = torch.randn(200, rain.STATS) * 0.5 + 1.0
+    with torch.no_grad():
+        mu, _ = model.vae.encode(s)
+        model.fit_prior(s)
+        z = model.prior_mean + rain.latents(0, 4000, 4) @ model.prior_chol.T
+    assert torch.allclose(z.mean(0), mu.mean(0), atol=0.05)
+    # the spread: the posteriors' means plus their own noise
+    assert bool((z.std(0) >= mu.std(0) * 0.95).all())
+    # a checkpoint keeps it; one from before it samples N(0, I)
+    fresh = tiny_model("shading")
+    assert torch.equal(fresh.prior_chol, torch.eye(4)) and not torch.equal(
+        model.prior_chol, torch.eye(4)
+    )

@@ -181,8 +181,15 @@ def test_end_to_end_writes_every_section(
     assert set(div) == {"rain", "naive", "physical", "real_subjects"}
     assert div["naive"]["faces"] == 2 and div["naive"]["pixel_std"] > 0
     assert r["speed"][0]["device"] == "cpu"
+    asym = r["realism"]["asymmetry"]
+    assert set(asym["sets"]) == {"rain", "naive", "physical", "ui", "real"}
+    # the real pool against its own median: half over it, or a little less (ties)
+    assert 0.3 <= asym["sets"]["real"]["lr_over_median"] <= 0.5
+    # the stand-in's file names give no azimuth: no bins, and a note says so
+    assert asym["bin_median_abs_lr"] == {} and any("azimuth" in n for n in r["notes"])
+    assert r["config"]["relight"]["azimuth"] == [40.0, 95.0]  # params.yaml's
     text = capsys.readouterr().out
-    for heading in ("Realism", "Identity", "Diversity", "Speed", "| RaIN |"):
+    for heading in ("Realism", "Side-lit shares", "Identity", "Diversity", "Speed", "| RaIN |"):
         assert heading in text
 
 
@@ -211,3 +218,48 @@ def test_clear_errors(tiny_rain, faces_dir, tmp_path, capsys):
     assert rq.main(argv) == 2
     assert "no RaIN checkpoint" in capsys.readouterr().err
     assert rain.CHECKPOINT == "rain.safetensors"
+
+
+def test_side_lit_shares_overall_and_per_yale_azimuth_bin():
+    real_lr = np.array([0.0, 0.05, -0.1, 0.3, -0.5, 0.8, -0.7, 0.9])
+    names = [
+        "s_P00A+000E+00.png", "s_P00A-010E+00.png", "s_P00A+015E+20.png", "s_P00A-035E+00.png",
+        "s_P00A+050E+00.png", "s_P00A-070E+00.png", "s_P00A+110E+15.png", "s_P00A-130E+20.png",
+    ]  # fmt: skip
+    from models.eval import yale
+
+    bins = [yale.azimuth_bin(yale.parse_name(n).azimuth) for n in names]
+
+    def measured(lr, tb):
+        lr, tb = np.asarray(lr, float), np.asarray(tb, float)
+        return rq.Measured(np.zeros((len(lr), 2)), np.zeros(256), lr, tb, 0.0)
+
+    real = measured(real_lr, np.linspace(-0.2, 0.2, 8))
+    flat = measured([0.01, -0.02, 0.0, 0.03], [0.0] * 4)
+    side = measured([0.6, -0.9, 0.75, -0.5], [0.3] * 4)
+    a = rq.asymmetry_section({"flat": flat, "side": side}, real, bins)
+    assert a["real_median_abs_lr"] == pytest.approx(0.4)
+    assert list(a["bin_median_abs_lr"]) == ["0-20", "20-50", "50-85", "85-130"]
+    assert a["bin_median_abs_lr"]["0-20"] == pytest.approx(0.05)
+    assert a["bin_median_abs_lr"]["85-130"] == pytest.approx(0.8)
+    assert a["sets"]["flat"]["lr_over_median"] == 0 and a["sets"]["side"]["lr_over_median"] == 1
+    assert a["sets"]["side"]["tb_over_median"] == 1
+    assert a["sets"]["side"]["lr_over_bin_median"]["85-130"] == 0.25  # only -0.9 is over 0.8
+    assert a["sets"]["flat"]["lr_over_bin_median"]["0-20"] == 0  # none over 0.05
+    assert a["bin_images"] == {"0-20": 3, "20-50": 1, "50-85": 2, "85-130": 2}
+    table = rq.asymmetry_table(a, markdown=True)
+    assert "(az 85-130)" in table and "| side | 4 | 100 |" in table
+
+
+def test_relight_overrides_are_read_over_params_yaml(tmp_path):
+    from datagen.face3d.relight import RelightParams
+
+    params = tmp_path / "params.yaml"
+    params.write_text("relight:\n  azimuth: [10, 20]\n  tint: 0.0\n")
+    p = rq.relight_params(params, "{tint: 0.2, ambient: [0.1, 0.2], ambient_scale: linear}")
+    assert p.azimuth == (10, 20) and p.tint == 0.2 and p.ambient == (0.1, 0.2)
+    assert rq.relight_params(tmp_path / "none.yaml", "") == RelightParams()
+    with pytest.raises(ValueError, match="YAML mapping"):
+        rq.relight_params(params, "[1, 2]")
+    with pytest.raises(KeyError, match="unknown key"):
+        rq.relight_params(params, "{azimut: 3}")
