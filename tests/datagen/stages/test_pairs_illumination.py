@@ -127,7 +127,13 @@ def test_every_pair_replays_from_its_recorded_source(faces, fits, tiny_rain, tmp
     ckpt, model, _ = tiny_rain
     out = tmp_path / "mix"
     # a strong, varied light, so a wrong replay could not pass by accident
-    relight = {"azimuth": [0, 120], "ambient": [0.0, 0.1], "tint": 0.2, "second": 0.5}
+    relight = {
+        "azimuth": [0, 120],
+        "ambient": [0.0, 0.1],
+        "ambient_scale": "linear",
+        "tint": 0.2,
+        "second": 0.5,
+    }
     summary = build(faces, out, ckpt, fits, relight, k=4, source="mix", mix=0.5)
     index = pl.read_parquet(out / "index.parquet")
     assert summary["source"] == "mix" and summary["pairs"] == index.height
