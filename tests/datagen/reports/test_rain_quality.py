@@ -263,3 +263,13 @@ def test_relight_overrides_are_read_over_params_yaml(tmp_path):
         rq.relight_params(params, "[1, 2]")
     with pytest.raises(KeyError, match="unknown key"):
         rq.relight_params(params, "{azimut: 3}")
+
+
+def test_rain_latents_are_drawn_per_face_and_replay():
+    a = rq.face_latents("001-a", 10, 0, 8)
+    assert a.shape == (10, 8) and torch.equal(a, rq.face_latents("001-a", 10, 0, 8))
+    assert not torch.equal(a, rq.face_latents("002-b", 10, 0, 8))
+    assert not torch.equal(a, rq.face_latents("001-a", 10, 1, 8))
+    # over many faces the draws are N(0, I): no face set shares one lumpy handful of lights
+    z = torch.cat([rq.face_latents(f"{i:03d}", 10, 0, 8) for i in range(100)])
+    assert abs(float(z.mean())) < 0.05 and abs(float(z.std()) - 1) < 0.05
