@@ -75,7 +75,7 @@ class ModelConfig(ParamGroup):
     # a g x g grid of log-gains predicted from the target statistics by a small MLP and added,
     # smoothly upsampled, to the decoder's map: the light's layout over the aligned face, which
     # the convolutional decoder alone learns slowly (0: none, the paper's decoder; not in the paper)
-    layout_grid: int = 8
+    layout_grid: int = 16
 
 
 PAPER_MODEL = ModelConfig(decoder_width=1.0, luminance_only=False, output="image", layout_grid=0)
@@ -91,16 +91,16 @@ class RainParams(ParamGroup):
     model: ModelConfig = field(default_factory=ModelConfig)
     weights: LossWeights = field(default_factory=LossWeights)
     style_folders: tuple[str, ...] = ()
-    style_per_face: int = 3
+    style_per_face: int = 6
     vae_steps: int = 3000
     vae_batch: int = 64
     vae_lr: float = 1e-3
     # phase 1b (shading output, layout head, a pool of relit train faces): the layout head
     # regressed alone onto each relit face's coarse log-gain (0: skipped; not in the paper)
-    layout_steps: int = 0
+    layout_steps: int = 3000
     # what sampling draws latents from: normal, the VAE's N(0, I) prior (the paper), or
     # posterior, the Gaussian of the pool's posteriors (``RaIN.fit_prior``; not in the paper)
-    prior: str = "normal"
+    prior: str = "posterior"
     steps: int = 300
     batch: int = 4
     lr: float = 5e-4
@@ -115,6 +115,8 @@ class RainParams(ParamGroup):
             model=PAPER_MODEL,
             weights=PAPER_WEIGHTS,
             style_per_face=4,
+            prior="normal",
+            layout_steps=0,
             steps=20000,
             batch=8,
             lr=1e-4,
