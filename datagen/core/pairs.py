@@ -110,6 +110,32 @@ def fit_rejects(fits_dir: Path) -> dict[str, dict[str, str]]:
     return out
 
 
+def fitted_items(
+    refs: list[FaceRef], keys: list[tuple], fits_dir: Path
+) -> tuple[list[tuple[FaceRef, dict[str, str] | None]], list[tuple], int]:
+    """For the stages that need each face's 3-D fit: per face, ``(ref, None)`` when it has a
+    fit, or ``(ref, reject)`` with the fits stage's reason when it has none; the item keys
+    (the face's key plus its fit shard's checksum, or the reject reason); and how many faces
+    have a fit."""
+    if not (Path(fits_dir) / "index.parquet").is_file():
+        raise FileNotFoundError(f"{fits_dir}/index.parquet not found: run the fits stage first")
+    fit_shard = dict(read_index(fits_dir).select("face_id", "shard").iter_rows())
+    fit_sha = shard_checksums(fits_dir)
+    rejected = fit_rejects(Path(fits_dir))
+    items, item_keys = [], []
+    for ref, key in zip(refs, keys, strict=True):
+        if ref.face_id in fit_shard:
+            items.append((ref, None))
+            item_keys.append((*key, fit_sha[fit_shard[ref.face_id]]))
+        else:
+            why = rejected.get(
+                ref.face_id, {"reason": "no fit", "detail": f"{ref.face_id} not in {fits_dir}"}
+            )
+            items.append((ref, why))
+            item_keys.append((*key, why["reason"]))
+    return items, item_keys, len(fit_shard)
+
+
 def pair_meta(
     ref: FaceRef, pair_id: str, seed: int, degrade_meta: dict[str, Any]
 ) -> dict[str, Any]:

@@ -19,9 +19,8 @@ from datagen.core.pairs import (
     FaceImages,
     FaceRef,
     face_refs,
-    fit_rejects,
+    fitted_items,
     pair_meta,
-    shard_checksums,
 )
 from datagen.core.params import ParamGroup, run_knob
 from datagen.core.seeding import sample_seed
@@ -32,7 +31,6 @@ from datagen.core.shards import (
     ShardsParams,
     fingerprint_of,
     image_specs,
-    read_index,
     sha256_file,
     write_dataset,
 )
@@ -238,26 +236,17 @@ def build_pairs_illumination(
     items = [(r, None) for r in refs]
     item_keys = list(keys)
     if p.uses_fits:
-        if fits_dir is None or not (Path(fits_dir) / "index.parquet").is_file():
+        if fits_dir is None:
             raise FileNotFoundError(
                 f"illumination.source {p.source!r} relights faces by their fitted shape: "
-                f"{fits_dir}/index.parquet not found (run the fits stage first)"
+                "no fits folder given (run the fits stage first)"
             )
-        fit_shard = dict(read_index(fits_dir).select("face_id", "shard").iter_rows())
-        fit_sha = shard_checksums(fits_dir)
-        rejected = fit_rejects(Path(fits_dir))
-        items, item_keys = [], []
-        for ref, key in zip(refs, keys, strict=True):
-            if ref.face_id in fit_shard:
-                items.append((ref, None))
-                item_keys.append((*key, fit_sha[fit_shard[ref.face_id]]))
-            else:
-                why = rejected.get(
-                    ref.face_id,
-                    {"reason": "no fit", "detail": f"{ref.face_id} not in {fits_dir}"},
-                )
-                items.append((ref, why))
-                item_keys.append((*key, why["reason"]))
+        try:
+            items, item_keys, _ = fitted_items(refs, keys, Path(fits_dir))
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"illumination.source {p.source!r} relights faces by their fitted shape: {e}"
+            ) from e
     # every face's guide is drawn among its split, so the whole face list is part of the key
     faces_key = sorted((*k, r.split) for r, k in zip(refs, keys, strict=True))
     specs = image_specs(faces_dir)

@@ -17,9 +17,8 @@ from datagen.core.pairs import (
     FaceImages,
     FaceRef,
     face_refs,
-    fit_rejects,
+    fitted_items,
     pair_meta,
-    shard_checksums,
 )
 from datagen.core.params import ParamGroup, run_knob
 from datagen.core.seeding import sample_seed
@@ -30,7 +29,6 @@ from datagen.core.shards import (
     ShardsParams,
     fingerprint_of,
     image_specs,
-    read_index,
     write_dataset,
 )
 from datagen.face.degrade import DegradeParams, degrade, scale_points
@@ -178,24 +176,8 @@ def build_pairs_pose(
     p = PoseParams.from_params(pose_params)
     d = DegradeParams.from_params(degrade_params)
     sp = ShardsParams.from_params(shards_params)
-    fits_dir = Path(fits_dir)
-    if not (fits_dir / "index.parquet").is_file():
-        raise FileNotFoundError(f"{fits_dir}/index.parquet not found: run the fits stage first")
     refs, keys = face_refs(Path(faces_dir))
-    fit_shard = dict(read_index(fits_dir).select("face_id", "shard").iter_rows())
-    fit_sha = shard_checksums(fits_dir)
-    rejected = fit_rejects(fits_dir)
-    items, item_keys = [], []
-    for ref, key in zip(refs, keys, strict=True):
-        if ref.face_id in fit_shard:
-            items.append((ref, None))
-            item_keys.append((*key, fit_sha[fit_shard[ref.face_id]]))
-        else:
-            why = rejected.get(
-                ref.face_id, {"reason": "no fit", "detail": f"{ref.face_id} not in {fits_dir}"}
-            )
-            items.append((ref, why))
-            item_keys.append((*key, why["reason"]))
+    items, item_keys, fitted = fitted_items(refs, keys, Path(fits_dir))
     specs = image_specs(faces_dir)
     hr_size = specs["hr"].shape[0]
     spec = dataset_spec(hr_size, d.lr_size, sp.encoding)
@@ -216,7 +198,7 @@ def build_pairs_pose(
     )
     return {
         "faces": len(refs),
-        "fitted_faces": len(fit_shard),
+        "fitted_faces": fitted,
         "pairs": counts["samples"],
         "rejects": counts["rejects"],
         "shards": counts["shards"],
