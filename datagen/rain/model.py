@@ -312,11 +312,9 @@ class RaIN(nn.Module):
         from them 0.80 of it); decoded from the posteriors' own Gaussian they spread 0.80 and
         0.90 (README, RaIN quality). Ex-post density estimation, Ghosh et al., "From
         variational to deterministic autoencoders", ICLR 2020, s 4."""
-        mu, logvar = self.vae.encode(s)
-        cov = torch.cov(mu.T) + torch.diag(logvar.exp().mean(0))
-        eye = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
-        self.prior_mean.copy_(mu.mean(0))
-        self.prior_chol.copy_(torch.linalg.cholesky(cov + 1e-6 * eye))
+        mean, chol = posterior_gaussian(*self.vae.encode(s))
+        self.prior_mean.copy_(mean)
+        self.prior_chol.copy_(chol)
 
     def target(self, content_feat: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """AdaIN of the content features to the standardised statistics ``s``."""
@@ -352,6 +350,15 @@ class RaIN(nn.Module):
             return (rgb * self.log_gain(feat).exp()).clamp(0, 1)
         out = self.decode(feat, rgb)
         return recolour(rgb, out) if self.config.luminance_only else out.clamp(0, 1)
+
+
+def posterior_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Gaussian of a pool's posteriors (N x latent means and log variances): its mean and
+    the Cholesky factor of its covariance (the means' covariance plus the mean posterior
+    variance)."""
+    cov = torch.cov(mu.T) + torch.diag(logvar.exp().mean(0))
+    eye = torch.eye(len(cov), dtype=cov.dtype, device=cov.device)
+    return mu.mean(0), torch.linalg.cholesky(cov + 1e-6 * eye)
 
 
 def log_gain_grid(ui: torch.Tensor, relit: torch.Tensor, grid: int) -> torch.Tensor:

@@ -64,9 +64,8 @@ def diagnose(model: rain.RaIN, pool: rain_pool.StylePool, content: np.ndarray, n
         w = ridge_direction(s.numpy().astype(np.float64), lr_pool)
         z = rain.latents(0, 1000, model.config.latent)
         normal = model.vae.decode(z)
-        cov = torch.cov(mu.T) + torch.diag(logvar.exp().mean(0))
-        chol = torch.linalg.cholesky(cov + 1e-6 * torch.eye(len(cov)))
-        aggregate = model.vae.decode(mu.mean(0) + z @ chol.T)
+        mean, chol = rain.posterior_gaussian(mu, logvar)
+        aggregate = model.vae.decode(mean + z @ chol.T)
         per = len(pool.images) // max(len(content), 1) or 1
         idx = np.arange(0, len(pool.images), per)[:n]
         own = rain.latents(1, len(idx), model.config.latent)
