@@ -3,8 +3,8 @@ its landmarks and heatmaps), three phases as in the paper:
 
 1. ``coarse``: the coarse-level FH net with L_C's cheap terms, L_mse + L_sym (and the component
    locator's L_h, our addition: it stands in for the author code's pretrained FAN); with
-   ``coarse_identity`` also a1 L_id, the paper's whole L_C (off by default: some 80 s more
-   training on a 2-core CPU for 0.02 of identity distance);
+   ``coarse_identity`` also a1 L_id, the paper's whole L_C (off by default: on a CPU-length
+   run it lowers the identity distance by learning stripes that fool the descriptor, README);
 2. ``touch``: the touching-up U-Nets with L_T = L_mse on the facial component sets: each
    batch's component crops of the (frozen) coarse faces, against the same crops of the clean
    frontal faces, cut where the locator puts the components (as at inference);
@@ -72,7 +72,7 @@ class VividGANParams(ParamGroup):
     train: TrainParams = field(default_factory=lambda: TrainParams(steps=400))
     coarse_steps: int = 300  # phase 1 (with fine: false, every step is phase 1)
     touch_steps: int = 20  # phase 2; the joint phase takes the rest of train.steps
-    # a1 L_id in phase 1 too (the paper's L_C): -0.02 identity distance for ~80 s more
+    # a1 L_id in phase 1 too (the paper's L_C): off, see the module docstring
     coarse_identity: bool = False
     rest_lr_scale: float = 0.1  # joint phase: the coarse, locator and touching-up nets' lr
     adversarial: str = "lsgan"
