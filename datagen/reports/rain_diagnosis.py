@@ -69,20 +69,17 @@ def diagnose(model: rain.RaIN, pool: rain_pool.StylePool, content: np.ndarray, n
         per = len(pool.images) // max(len(content), 1) or 1
         idx = np.arange(0, len(pool.images), per)[:n]
         own = rain.latents(1, len(idx), model.config.latent)
+        # mu is in the VAE's latent space; the checkpoint's sampling maps N(0, I) draws, so the
+        # posterior means go through the inverse of that map
+        mean_z = torch.linalg.solve_triangular(
+            model.prior_chol, (mu[idx] - model.prior_mean).T, upper=False
+        ).T
         post, prior = [], []
         for j, i in enumerate(idx):
             face = content[pool.content_index[i]]
-            # mu is in the VAE's latent space; the checkpoint's sampling maps N(0, I) draws
-            post.append(
-                rain.relight_face(
-                    model,
-                    face,
-                    torch.linalg.solve_triangular(
-                        model.prior_chol, (mu[i] - model.prior_mean)[:, None], upper=False
-                    ).T,
-                )[0]
-            )
+            post.append(rain.relight_face(model, face, mean_z[j : j + 1])[0])
             prior.append(rain.relight_face(model, face, own[j : j + 1])[0])
+        decoded_means = model.vae.decode(mu)
     lr_post = asymmetry(luminance(np.stack(post)))[0]
     lr_prior = asymmetry(luminance(np.stack(prior)))[0]
 
@@ -98,13 +95,13 @@ def diagnose(model: rain.RaIN, pool: rain_pool.StylePool, content: np.ndarray, n
         "active_dims": int((mu.var(0) > 0.01).sum()),
         "stats_spread": {
             "pool": spread(s),
-            "posterior_means": spread(model.vae.decode(mu)),
+            "posterior_means": spread(decoded_means),
             "normal_draws": spread(normal),
             "posterior_gaussian_draws": spread(aggregate),
         },
         "direction_spread": {
             "pool": direction(s),
-            "posterior_means": direction(model.vae.decode(mu)),
+            "posterior_means": direction(decoded_means),
             "normal_draws": direction(normal),
             "posterior_gaussian_draws": direction(aggregate),
         },
