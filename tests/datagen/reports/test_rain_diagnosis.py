@@ -30,6 +30,20 @@ def test_diagnosis_of_a_tiny_rain_on_a_two_sided_pool(tiny_rain, capsys):
     assert "active latent dimensions" in text and "L-R correlation" in text
 
 
+def test_diagnosis_of_a_checkpoint_loaded_from_disk(tiny_rain):
+    """What the command diagnoses: a checkpoint as ``rain.load`` returns it, whose weights
+    require grad (the trained model in memory has its VAE frozen)."""
+    from datagen import rain
+
+    folder, _, images = tiny_rain
+    model = rain.load(folder)
+    assert any(q.requires_grad for q in model.vae.parameters())
+    faces = bundled_faces(4, 64)
+    pool = rain_pool.StylePool(images[:8], [], [], content_index=np.tile(np.arange(4), 2))
+    r = rd.diagnose(model, pool, faces, n=4)
+    assert r["relit_faces"] == 4 and all(v > 0 for v in r["stats_spread"].values())
+
+
 def test_ridge_direction_recovers_a_linear_rule():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(300, 5))
